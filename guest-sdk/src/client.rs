@@ -1,0 +1,203 @@
+//! The Kubernetes client a plugin gets: scoped to its declared kinds and its object's namespace.
+
+use std::fmt;
+use std::rc::Rc;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::Gvk;
+
+/// Why a client call failed.
+///
+/// The first four variants come from the host; [`ClientError::Decode`] is the SDK's own,
+/// when a typed call cannot turn the host's JSON into the type asked for. See
+/// [`Error`](crate::Error) for how each converts with `?`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClientError {
+    /// The plugin did not declare this kind (or may not use this verb on it) in its
+    /// metadata, or the object is outside the reconciled object's namespace.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
+    /// The JSON given was not a valid object for this call.
+    #[error("invalid object: {0}")]
+    Invalid(String),
+    /// The API server refused the request, e.g. a conflict (409) or a failed validation
+    /// (422).
+    #[error("API server refused the request ({code}): {message}")]
+    Api {
+        /// The HTTP status code.
+        code: u16,
+        /// The API server's message.
+        message: String,
+    },
+    /// The API server could not be reached; retrying later may help.
+    #[error("API server unavailable: {0}")]
+    Unavailable(String),
+    /// The host's answer did not fit the type asked for.
+    #[error("cannot decode the object returned by the host: {0}")]
+    Decode(String),
+}
+
+impl ClientError {
+    /// Whether the API server answered 409 Conflict.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Api { code: 409, .. })
+    }
+}
+
+/// The calls behind a [`Client`]: the host's `client` import in a plugin, a
+/// [`FakeClient`](crate::testkit::FakeClient) in tests. Objects cross as JSON text.
+pub trait ObjectClient {
+    /// Reads one object of a declared kind in the reconciled object's namespace; `None` if
+    /// it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    fn get(&self, kind: &Gvk, name: &str) -> Result<Option<String>, ClientError>;
+
+    /// Creates or updates an object of an owned kind by server-side apply; returns the
+    /// object as stored.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    fn apply(&self, object: &str) -> Result<String, ClientError>;
+
+    /// Merges `status` (a JSON object) into the reconciled object's status as a JSON merge
+    /// patch; returns the object as stored.
+    ///
+    /// # Errors
+    ///
+    /// See [`ClientError`].
+    fn patch_status(&self, status: &str) -> Result<String, ClientError>;
+}
+
+/// A Kubernetes client scoped to what the plugin declared in its
+/// [`Metadata`](crate::Metadata) and to the reconciled object's namespace.
+///
+/// Reads come from the host's cache; writes go to the API server. Each call has a typed
+/// form (any `Serialize`/`DeserializeOwned` type: your own structs, `serde_json::Value`,
+/// `k8s-openapi` types) and a `_raw` form on JSON text.
+///
+/// ```
+/// # use serde_json::{json, Value};
+/// # use wasm_reconciler_sdk::{Context, Error, Gvk};
+/// # fn reconcile(ctx: &Context) -> Result<(), Error> {
+/// const CONFIG_MAP: Gvk = Gvk::from_static("", "v1", "ConfigMap");
+///
+/// let client = ctx.client();
+/// if client.get::<Value>(&CONFIG_MAP, "settings")?.is_none() {
+///     client.apply(&json!({
+///         "apiVersion": "v1",
+///         "kind": "ConfigMap",
+///         "metadata": {"name": "settings"},
+///         "data": {"mode": "fast"},
+///     }))?;
+/// }
+/// client.patch_status(&json!({"ready": true}))?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct Client {
+    inner: Rc<dyn ObjectClient>,
+}
+
+impl Client {
+    /// A client that makes its calls through `inner`.
+    pub fn new(inner: Rc<dyn ObjectClient>) -> Self {
+        Self { inner }
+    }
+
+    /// Reads the object `name` of kind `kind` as a `T`; `None` if it does not exist.
+    ///
+    /// `kind` must be the reconciled kind or one the plugin owns or reads.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Forbidden`] for an undeclared kind, [`ClientError::Decode`] if the
+    /// object does not fit `T`, and what the API server says.
+    pub fn get<T: DeserializeOwned>(
+        &self,
+        kind: &Gvk,
+        name: &str,
+    ) -> Result<Option<T>, ClientError> {
+        self.get_raw(kind, name)?
+            .map(|json| decode(&json))
+            .transpose()
+    }
+
+    /// Reads an object as JSON text; `None` if it does not exist.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Client::get`], without decoding.
+    pub fn get_raw(&self, kind: &Gvk, name: &str) -> Result<Option<String>, ClientError> {
+        self.inner.get(kind, name)
+    }
+
+    /// Creates or updates `object` by server-side apply, with the plugin's name as field
+    /// manager, and returns it as stored.
+    ///
+    /// Send what you want to be true: `apiVersion`, `kind`, `metadata.name`, and the fields
+    /// you manage. The host sets `metadata.namespace` to the reconciled object's and adds a
+    /// controller owner reference to it, so garbage collection deletes the object with its
+    /// owner. The kind must be one the plugin [owns](crate::Metadata::owns).
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Forbidden`] for a kind the plugin does not own,
+    /// [`ClientError::Invalid`] if `object` does not serialize to a JSON object, and what
+    /// the API server says.
+    pub fn apply<T: Serialize + ?Sized>(&self, object: &T) -> Result<Value, ClientError> {
+        let stored = self.apply_raw(&encode(object)?)?;
+        decode(&stored)
+    }
+
+    /// Applies an object given as JSON text; returns it as stored, as JSON text.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Client::apply`].
+    pub fn apply_raw(&self, object: &str) -> Result<String, ClientError> {
+        self.inner.apply(object)
+    }
+
+    /// Merges `status` into the reconciled object's status subresource as a JSON merge
+    /// patch (RFC 7386): fields given replace, fields set to `null` are removed, fields not
+    /// given are kept. Returns the object as stored.
+    ///
+    /// # Errors
+    ///
+    /// [`ClientError::Invalid`] if `status` does not serialize to a JSON object, and what
+    /// the API server says.
+    pub fn patch_status<T: Serialize + ?Sized>(&self, status: &T) -> Result<Value, ClientError> {
+        let stored = self.patch_status_raw(&encode(status)?)?;
+        decode(&stored)
+    }
+
+    /// Merges a status given as JSON text; returns the object as stored, as JSON text.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Client::patch_status`].
+    pub fn patch_status_raw(&self, status: &str) -> Result<String, ClientError> {
+        self.inner.patch_status(status)
+    }
+}
+
+impl fmt::Debug for Client {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Client").finish_non_exhaustive()
+    }
+}
+
+fn encode<T: Serialize + ?Sized>(value: &T) -> Result<String, ClientError> {
+    serde_json::to_string(value).map_err(|e| ClientError::Invalid(format!("cannot serialize: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(json: &str) -> Result<T, ClientError> {
+    serde_json::from_str(json).map_err(|e| ClientError::Decode(e.to_string()))
+}
