@@ -1,0 +1,197 @@
+//! What one reconcile of the example plugin costs: a fresh instance plus the call, against the
+//! same logic compiled natively, in the same run.
+//!
+//! The object is the steady state (its Deployment exists and matches), the most common
+//! reconcile: the plugin reads the Deployment and patches the status. The API server is an
+//! in-memory HTTP service, so the numbers are the host's and the guest's, not the network's.
+//!
+//! Needs the plugin built: `cargo build --target wasm32-wasip2 --release -p myresource`.
+//! Run: `cargo bench -p wasm-reconciler --bench reconcile`.
+
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Response, StatusCode};
+use kube::api::DynamicObject;
+use kube::client::Body;
+use myresource::MyResourceReconciler;
+use serde_json::{Value, json};
+use wasm_reconciler::bench::ReconcileHarness;
+use wasm_reconciler_sdk::{
+    ClientError, Context, Event, EventError, EventSink, Gvk, Level, LogSink, ObjectClient,
+    Reconciler, Request,
+};
+
+fn my_resource() -> Value {
+    json!({
+        "apiVersion": "mygroup.example.com/v1alpha1",
+        "kind": "MyResource",
+        "metadata": {
+            "name": "demo", "namespace": "default", "uid": "6c0f6d3e-0000-4000-8000-000000000001",
+            "generation": 1, "resourceVersion": "100",
+        },
+        "spec": {"image": "nginx:1.27", "replicas": 2},
+        "status": {"observedGeneration": 1, "deployment": "demo", "image": "nginx:1.27", "replicas": 2, "readyReplicas": 2},
+    })
+}
+
+fn deployment() -> Value {
+    json!({
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": "demo", "namespace": "default", "uid": "6c0f6d3e-0000-4000-8000-000000000002",
+            "resourceVersion": "101",
+            "labels": {"app.kubernetes.io/name": "demo", "app.kubernetes.io/managed-by": "myresource"},
+            "ownerReferences": [{"apiVersion": "mygroup.example.com/v1alpha1", "kind": "MyResource", "name": "demo",
+                                 "uid": "6c0f6d3e-0000-4000-8000-000000000001", "controller": true, "blockOwnerDeletion": true}],
+        },
+        "spec": {
+            "replicas": 2,
+            "selector": {"matchLabels": {"app.kubernetes.io/name": "demo"}},
+            "template": {
+                "metadata": {"labels": {"app.kubernetes.io/name": "demo", "app.kubernetes.io/managed-by": "myresource"}},
+                "spec": {"containers": [{"name": "app", "image": "nginx:1.27"}]},
+            },
+        },
+        "status": {"replicas": 2, "readyReplicas": 2},
+    })
+}
+
+/// An API server in memory: the Deployment for GETs, the MyResource for status patches.
+fn in_memory_client() -> kube::Client {
+    let service = tower::service_fn(|request: http::Request<Body>| async move {
+        let path = request.uri().path();
+        let body = if path.ends_with("/deployments/demo") {
+            deployment()
+        } else if path.ends_with("/myresources/demo/status") {
+            my_resource()
+        } else {
+            json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404, "message": "not found"})
+        };
+        let status = if body["kind"] == "Status" {
+            StatusCode::NOT_FOUND
+        } else {
+            StatusCode::OK
+        };
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(Body::from(bytes))
+    });
+    kube::Client::new(service, "default")
+}
+
+/// The native baseline's host: answers with the same JSON text the host's client would hand
+/// the guest, and drops events and log lines.
+struct NativeHost {
+    deployment: String,
+    my_resource: String,
+}
+
+impl ObjectClient for NativeHost {
+    fn get(&self, _kind: &Gvk, _name: &str) -> Result<Option<String>, ClientError> {
+        Ok(Some(self.deployment.clone()))
+    }
+    fn apply(&self, _object: &str) -> Result<String, ClientError> {
+        Ok(self.deployment.clone())
+    }
+    fn patch_status(&self, _status: &str) -> Result<String, ClientError> {
+        Ok(self.my_resource.clone())
+    }
+}
+
+impl EventSink for NativeHost {
+    fn record(&self, _event: &Event<'_>) -> Result<(), EventError> {
+        Ok(())
+    }
+}
+
+impl LogSink for NativeHost {
+    fn log(&self, _level: Level, _message: &str) {}
+}
+
+fn plugin_path() -> PathBuf {
+    let target = std::env::var_os("CARGO_TARGET_DIR").map_or_else(
+        || PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"),
+        PathBuf::from,
+    );
+    target.join("wasm32-wasip2/release/myresource.wasm")
+}
+
+fn reconcile(c: &mut Criterion) {
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let path = plugin_path();
+    // kube's client spawns its buffer task, so it is made inside the runtime.
+    let harness_client = runtime.block_on(async { in_memory_client() });
+    let harness = runtime
+        .block_on(ReconcileHarness::load(&path, harness_client.clone()))
+        .unwrap_or_else(|error| {
+            panic!("load {}: {error} (build the plugin first)", path.display())
+        });
+    let object: DynamicObject = serde_json::from_value(my_resource()).expect("MyResource");
+    runtime
+        .block_on(harness.reconcile(&object))
+        .expect("steady-state reconcile succeeds");
+
+    let mut group = c.benchmark_group("reconcile_steady_state");
+    group.bench_function("wasm_fresh_instance_metadata_only", |b| {
+        b.to_async(&runtime).iter(|| async {
+            harness.metadata_call().await.expect("metadata");
+        });
+    });
+    group.bench_function("wasm_fresh_instance", |b| {
+        b.to_async(&runtime).iter(|| async {
+            harness.reconcile(&object).await.expect("reconcile");
+        });
+    });
+    // What the host's client does on the plugin's behalf in that reconcile, without Wasm.
+    let deployments: kube::Api<DynamicObject> = kube::Api::namespaced_with(
+        harness_client.clone(),
+        "default",
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "apps",
+            "v1",
+            "Deployment",
+        )),
+    );
+    let my_resources: kube::Api<DynamicObject> = kube::Api::namespaced_with(
+        harness_client,
+        "default",
+        &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+            "mygroup.example.com",
+            "v1alpha1",
+            "MyResource",
+        )),
+    );
+    let status_patch = kube::api::Patch::Merge(json!({"status": {"observedGeneration": 1}}));
+    group.bench_function("host_api_calls_alone", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let found = deployments.get_opt("demo").await.expect("get");
+            assert!(found.is_some());
+            my_resources
+                .patch_status("demo", &kube::api::PatchParams::default(), &status_patch)
+                .await
+                .expect("patch status");
+        });
+    });
+    group.bench_function("native_same_logic", |b| {
+        let host = Rc::new(NativeHost {
+            deployment: deployment().to_string(),
+            my_resource: my_resource().to_string(),
+        });
+        let ctx = Context::new(host.clone(), host.clone(), host);
+        let object = my_resource().to_string();
+        b.iter(|| {
+            let request = Request::from_json(object.clone()).expect("request");
+            let response = MyResourceReconciler::reconcile(&ctx, request).expect("reconcile");
+            let _ = std::hint::black_box(response);
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, reconcile);
+criterion_main!(benches);

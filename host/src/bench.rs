@@ -1,0 +1,102 @@
+//! Entry points for the benchmarks in `host/benches/`: not a stable API.
+//!
+//! Benchmarks need to run one reconcile without discovery or a controller around it; this
+//! module wires a loaded plugin to a given client with the kinds taken as declared.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use kube::api::{ApiResource, DynamicObject};
+
+use crate::client::ScopedClient;
+use crate::kinds::{DeclaredKinds, ResolvedKind};
+use crate::object::ReconciledObject;
+use crate::plugin::{self, CallScope, LoadError, Outcome, Plugin, Sandbox, SandboxConfig};
+use crate::recorder::{Recorder, RecorderConfig, RecorderTask};
+
+/// One loaded plugin, ready to reconcile objects against `client`.
+pub struct ReconcileHarness {
+    plugin: Plugin,
+    kinds: Arc<DeclaredKinds>,
+    client: kube::Client,
+    recorder: Recorder,
+    _recorder_task: RecorderTask,
+}
+
+impl ReconcileHarness {
+    /// Loads the plugin at `path`; its kinds are taken as namespaced, with guessed plurals.
+    ///
+    /// # Errors
+    ///
+    /// Fails as [`crate::LoadError`] says.
+    pub async fn load(path: &Path, client: kube::Client) -> Result<Self, LoadError> {
+        let sandbox = Sandbox::new(SandboxConfig::default()).map_err(|source| LoadError::Link {
+            path: path.to_owned(),
+            source,
+        })?;
+        let linker = plugin::linker(&sandbox).map_err(|source| LoadError::Link {
+            path: path.to_owned(),
+            source,
+        })?;
+        let plugin = Plugin::load(&sandbox, &linker, path).await?;
+        let resolve = |gvk: &kube::api::GroupVersionKind| ResolvedKind {
+            gvk: gvk.clone(),
+            resource: ApiResource::from_gvk(gvk),
+            namespaced: true,
+        };
+        let metadata = plugin.metadata();
+        let kinds = Arc::new(DeclaredKinds {
+            reconciles: resolve(&metadata.reconciles),
+            owns: metadata.owns.iter().map(resolve).collect(),
+            reads: metadata.reads.iter().map(resolve).collect(),
+        });
+        let (recorder, recorder_task) = Recorder::start(client.clone(), RecorderConfig::default());
+        Ok(Self {
+            plugin,
+            kinds,
+            client,
+            recorder,
+            _recorder_task: recorder_task,
+        })
+    }
+
+    /// Calls `metadata` in a fresh instance: the cost of an instance with the least work.
+    ///
+    /// # Errors
+    ///
+    /// Why the call failed, as text.
+    pub async fn metadata_call(&self) -> Result<(), String> {
+        self.plugin
+            .call_metadata()
+            .await
+            .map(drop)
+            .map_err(|error| error.to_string())
+    }
+
+    /// Runs one reconcile of `object` in a fresh instance.
+    ///
+    /// # Errors
+    ///
+    /// Returns the plugin's error, or why the call failed, as text.
+    pub async fn reconcile(&self, object: &DynamicObject) -> Result<(), String> {
+        let reconciled = ReconciledObject::from_dynamic(object, &self.kinds.reconciles.resource)
+            .ok_or("object has no name or uid")?;
+        let reconciled = Arc::new(reconciled);
+        let scope = CallScope {
+            object: reconciled.clone(),
+            client: ScopedClient::new(
+                self.client.clone(),
+                self.plugin.name().clone(),
+                self.kinds.clone(),
+                reconciled,
+            ),
+            recorder: self.recorder.clone(),
+        };
+        let json = serde_json::to_string(object).map_err(|e| e.to_string())?;
+        match self.plugin.reconcile(scope, json).await {
+            Ok(Outcome::Done { .. }) => Ok(()),
+            Ok(Outcome::Transient(message) | Outcome::Terminal(message)) => Err(message),
+            Err(error) => Err(error.to_string()),
+        }
+    }
+}

@@ -1,0 +1,102 @@
+//! Command-line arguments, parsed raw and then turned into a validated [`Host`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+
+use crate::manager::Host;
+use crate::plugin::SandboxConfig;
+use crate::recorder::RecorderConfig;
+
+/// Runs Kubernetes reconcilers written as WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "wasm-reconciler", version, about)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the plugins and run their controllers until SIGINT or SIGTERM.
+    Run(RunArgs),
+}
+
+/// Arguments of `run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Directory holding the plugins (`*.wasm`).
+    #[arg(long, env = "WASM_RECONCILER_PLUGINS", value_name = "DIR")]
+    pub plugins: PathBuf,
+
+    /// Kubeconfig to use; by default `KUBECONFIG`, `~/.kube/config`, or the in-cluster
+    /// service account.
+    #[arg(long, value_name = "PATH")]
+    pub kubeconfig: Option<PathBuf>,
+
+    /// Most plugin instances alive at once, across all plugins.
+    #[arg(long, default_value_t = 32, value_name = "N")]
+    pub max_instances: u32,
+
+    /// Linear memory limit of one plugin instance, in MiB.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub memory_limit_mib: usize,
+
+    /// Guest CPU time allowed per call, in milliseconds.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub cpu_limit_ms: u64,
+
+    /// Wall-clock time allowed per call (host imports included), in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub call_timeout_secs: u64,
+
+    /// Events waiting for delivery before new ones are dropped (and counted).
+    #[arg(long, default_value_t = 1000, value_name = "N")]
+    pub event_queue: usize,
+
+    /// How long shutdown waits for reconciles and queued events, in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub shutdown_grace_secs: u64,
+}
+
+impl RunArgs {
+    /// The host these arguments describe.
+    pub fn host(&self) -> Host {
+        let sandbox = SandboxConfig::default()
+            .max_instances(self.max_instances)
+            .memory_limit(self.memory_limit_mib.saturating_mul(1 << 20))
+            .cpu_limit(Duration::from_millis(self.cpu_limit_ms))
+            .call_timeout(Duration::from_secs(self.call_timeout_secs));
+        Host::new(&self.plugins)
+            .sandbox(sandbox)
+            .recorder(RecorderConfig::default().queue_capacity(self.event_queue))
+            .shutdown_grace(Duration::from_secs(self.shutdown_grace_secs))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn run_needs_a_plugins_directory() {
+        let parsed = Cli::try_parse_from(["wasm-reconciler", "run", "--plugins", "/plugins"]);
+        let Ok(Cli {
+            command: Command::Run(args),
+        }) = parsed
+        else {
+            panic!("run --plugins did not parse: {parsed:?}");
+        };
+        assert_eq!(args.plugins, PathBuf::from("/plugins"));
+        assert_eq!(args.memory_limit_mib, 64);
+    }
+
+    #[test]
+    fn cli_definition_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

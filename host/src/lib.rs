@@ -1,0 +1,31 @@
+//! # wasm-reconciler
+//!
+//! A Kubernetes operator host that runs reconcile logic as sandboxed WebAssembly components.
+//!
+//! Read the modules in the order data flows through them:
+//!
+//! 1. `manager`: loads every plugin in the plugins directory and starts one controller each
+//!    ([`Host`] is the entry point).
+//! 2. `plugin`: compiles and pre-links a component, reads its metadata, and runs each
+//!    reconcile in a fresh instance under CPU, memory and time limits.
+//! 3. `kinds`: resolves the kinds a plugin declared against API discovery.
+//! 4. `controller`: the kube-runtime controller per plugin: watch, cache, queue, and the
+//!    mapping from a plugin result to requeue / backoff / wait.
+//! 5. `client` and `recorder`: what a plugin may do while reconciling: scoped reads and
+//!    writes, and Kubernetes Events about the reconciled object.
+
+#[doc(hidden)]
+pub mod bench;
+mod cli;
+mod client;
+mod controller;
+mod kinds;
+mod manager;
+mod object;
+mod plugin;
+mod recorder;
+
+pub use cli::{Cli, Command, RunArgs};
+pub use manager::{Host, HostError};
+pub use plugin::{CallError, LoadError, SandboxConfig};
+pub use recorder::RecorderConfig;

@@ -1,0 +1,166 @@
+//! The host side of the WIT imports: event recorder, scoped client and log.
+//!
+//! Every import answers the guest with a WIT error value rather than trapping: a plugin that
+//! asks for something it may not have gets told why, and can record it or give up.
+
+use super::bindings::{client, event_recorder, log, types};
+use super::state::GuestState;
+use crate::client::ClientError;
+use crate::recorder::{EventType, RecordError};
+
+use event_recorder::EventError;
+
+impl types::Host for GuestState {}
+
+impl GuestState {
+    fn record(
+        &mut self,
+        event_type: event_recorder::EventType,
+        reason: String,
+        message: String,
+        annotations: Vec<(String, String)>,
+    ) -> Result<(), EventError> {
+        let Some(scope) = &self.scope else {
+            return Err(EventError::NoObject);
+        };
+        let event_type = match event_type {
+            event_recorder::EventType::Normal => EventType::Normal,
+            event_recorder::EventType::Warning => EventType::Warning,
+        };
+        match scope.recorder.record(
+            &self.plugin,
+            &scope.object,
+            event_type,
+            reason,
+            message,
+            annotations,
+        ) {
+            Ok(()) => Ok(()),
+            Err(RecordError::Invalid(crate::recorder::InvalidEvent::Reason(reason))) => {
+                Err(EventError::InvalidReason(format!(
+                    "reason {reason:?} must be 1-128 characters matching ^[A-Z][A-Za-z0-9]*$"
+                )))
+            }
+            Err(RecordError::Invalid(invalid)) => {
+                Err(EventError::InvalidAnnotation(invalid.to_string()))
+            }
+            // Not the guest's fault and nothing it could do: the drop is logged, and the
+            // guest carries on as client-go's recorder lets its callers carry on.
+            Err(dropped @ (RecordError::QueueFull(_) | RecordError::Closed)) => {
+                tracing::warn!(error = %dropped, "event dropped");
+                Ok(())
+            }
+        }
+    }
+
+    fn client_scope(&self) -> Result<&crate::client::ScopedClient, client::ClientError> {
+        self.scope
+            .as_ref()
+            .map(|scope| &scope.client)
+            .ok_or_else(|| {
+                client::ClientError::Forbidden("the client is only available in reconcile".into())
+            })
+    }
+}
+
+impl event_recorder::Host for GuestState {
+    async fn event(
+        &mut self,
+        event_type: event_recorder::EventType,
+        reason: String,
+        message: String,
+    ) -> wasmtime::Result<Result<(), EventError>> {
+        Ok(self.record(event_type, reason, message, Vec::new()))
+    }
+
+    async fn annotated_event(
+        &mut self,
+        annotations: Vec<(String, String)>,
+        event_type: event_recorder::EventType,
+        reason: String,
+        message: String,
+    ) -> wasmtime::Result<Result<(), EventError>> {
+        Ok(self.record(event_type, reason, message, annotations))
+    }
+}
+
+impl From<ClientError> for client::ClientError {
+    fn from(error: ClientError) -> Self {
+        match error {
+            ClientError::Forbidden(message) => client::ClientError::Forbidden(message),
+            ClientError::Invalid(message) => client::ClientError::Invalid(message),
+            ClientError::Api { code, message } => client::ClientError::Api((code, message)),
+            ClientError::Unavailable(message) => client::ClientError::Unavailable(message),
+        }
+    }
+}
+
+impl client::Host for GuestState {
+    async fn get(
+        &mut self,
+        kind: types::GroupVersionKind,
+        name: String,
+    ) -> wasmtime::Result<Result<Option<String>, client::ClientError>> {
+        let scoped = match self.client_scope() {
+            Ok(scoped) => scoped,
+            Err(error) => return Ok(Err(error)),
+        };
+        let api_version = if kind.group.is_empty() {
+            kind.version.clone()
+        } else {
+            format!("{}/{}", kind.group, kind.version)
+        };
+        let result = scoped
+            .get(&api_version, &kind.kind, &name)
+            .await
+            .map(|object| object.map(|value| value.to_string()))
+            .map_err(client::ClientError::from);
+        Ok(result)
+    }
+
+    async fn apply(
+        &mut self,
+        object: String,
+    ) -> wasmtime::Result<Result<String, client::ClientError>> {
+        let scoped = match self.client_scope() {
+            Ok(scoped) => scoped,
+            Err(error) => return Ok(Err(error)),
+        };
+        let result = scoped
+            .apply(&object)
+            .await
+            .map(|value| value.to_string())
+            .map_err(client::ClientError::from);
+        Ok(result)
+    }
+
+    async fn patch_status(
+        &mut self,
+        status: String,
+    ) -> wasmtime::Result<Result<String, client::ClientError>> {
+        let scoped = match self.client_scope() {
+            Ok(scoped) => scoped,
+            Err(error) => return Ok(Err(error)),
+        };
+        let result = scoped
+            .patch_status(&status)
+            .await
+            .map(|value| value.to_string())
+            .map_err(client::ClientError::from);
+        Ok(result)
+    }
+}
+
+impl log::Host for GuestState {
+    async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        // The reconcile span around the call carries plugin, kind, namespace and name.
+        match level {
+            log::Level::Trace => tracing::trace!(target: "plugin", "{message}"),
+            log::Level::Debug => tracing::debug!(target: "plugin", "{message}"),
+            log::Level::Info => tracing::info!(target: "plugin", "{message}"),
+            log::Level::Warn => tracing::warn!(target: "plugin", "{message}"),
+            log::Level::Error => tracing::error!(target: "plugin", "{message}"),
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,450 @@
+//! Reconciler plugins: load and validate a component, then run each reconcile in a fresh,
+//! bounded instance.
+//!
+//! Loading compiles the component once and pre-links it against the host's imports
+//! ([`InstancePre`](wasmtime::component::InstancePre)), so that a reconcile only has to
+//! create a store and instantiate: microseconds with the pooling allocator. Nothing survives
+//! between calls, and a trap, a timeout or a memory overrun ends that one call only.
+
+mod bindings;
+mod imports;
+mod sandbox;
+mod state;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use kube::api::GroupVersionKind;
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Store, UpdateDeadline};
+
+use bindings::{ReconcilerPre, types};
+pub(crate) use sandbox::Sandbox;
+pub use sandbox::SandboxConfig;
+pub(crate) use state::CallScope;
+use state::GuestState;
+
+/// Why a plugin could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The file could not be read.
+    #[error("failed to read {path}")]
+    Read {
+        /// The plugin file.
+        path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a valid WebAssembly component.
+    #[error("{path} is not a valid WebAssembly component")]
+    Compile {
+        /// The plugin file.
+        path: PathBuf,
+        /// What the compiler said.
+        #[source]
+        source: wasmtime::Error,
+    },
+    /// The component does not fit the `reconciler` world this host serves.
+    #[error(
+        "{path} does not implement the wasm-reconciler:plugin@0.1.0 `reconciler` world (built against another contract version, or imports something the host does not provide)"
+    )]
+    Link {
+        /// The plugin file.
+        path: PathBuf,
+        /// The linker's error.
+        #[source]
+        source: wasmtime::Error,
+    },
+    /// Calling `metadata` failed.
+    #[error("{path}: calling `metadata` failed")]
+    Metadata {
+        /// The plugin file.
+        path: PathBuf,
+        /// The call's error.
+        #[source]
+        source: CallError,
+    },
+    /// The metadata is not acceptable.
+    #[error("{path}: invalid metadata: {reason}")]
+    InvalidMetadata {
+        /// The plugin file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+}
+
+/// Why a call into a plugin did not produce a result. Each ends that call only.
+#[derive(Debug, thiserror::Error)]
+pub enum CallError {
+    /// The guest trapped (a Rust panic, an `unreachable`, an out-of-bounds access...).
+    #[error("plugin trapped: {message}{}", stderr_suffix(.stderr))]
+    Trap {
+        /// The trap, with the guest's backtrace where known.
+        message: String,
+        /// What the guest wrote to stderr (a Rust panic message lands there).
+        stderr: String,
+    },
+    /// The guest used up its CPU budget.
+    #[error("plugin exceeded its CPU limit of {0:?}")]
+    CpuLimit(Duration),
+    /// The call, host imports included, took longer than allowed.
+    #[error("plugin call exceeded its timeout of {0:?}")]
+    Timeout(Duration),
+    /// The guest tried to grow its memory past its limit (and then trapped).
+    #[error("plugin exceeded its memory limit of {limit} bytes{}", stderr_suffix(.stderr))]
+    MemoryLimit {
+        /// The limit in bytes.
+        limit: usize,
+        /// What the guest wrote to stderr.
+        stderr: String,
+    },
+    /// The host could not create an instance.
+    #[error("failed to instantiate the plugin")]
+    Instantiate(#[source] wasmtime::Error),
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.is_empty() {
+        String::new()
+    } else {
+        format!("; stderr: {stderr}")
+    }
+}
+
+/// What a plugin declared about itself, checked.
+#[derive(Debug, Clone)]
+pub(crate) struct Metadata {
+    pub(crate) name: Arc<str>,
+    pub(crate) reconciles: GroupVersionKind,
+    pub(crate) owns: Vec<GroupVersionKind>,
+    pub(crate) reads: Vec<GroupVersionKind>,
+}
+
+/// What a reconcile asked the host to do next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    /// Done; reconcile again after the delay, or on the next change.
+    Done { requeue_after: Option<Duration> },
+    /// Failed in a way that may pass: retry with backoff.
+    Transient(String),
+    /// Failed in a way only a change can fix: wait for one.
+    Terminal(String),
+}
+
+/// A loaded plugin, ready to reconcile.
+pub(crate) struct Plugin {
+    metadata: Metadata,
+    instances: Instances,
+}
+
+/// Makes fresh, bounded instances of one pre-linked component.
+struct Instances {
+    pre: ReconcilerPre<GuestState>,
+    sandbox: Sandbox,
+}
+
+/// The linker every plugin is pre-linked against: WASI (empty context) and the host imports.
+pub(crate) fn linker(sandbox: &Sandbox) -> wasmtime::Result<Linker<GuestState>> {
+    let mut linker = Linker::new(&sandbox.engine);
+    wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
+    bindings::Reconciler::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
+        &mut linker,
+        |state| state,
+    )?;
+    Ok(linker)
+}
+
+impl Plugin {
+    /// Reads, compiles and pre-links the component at `path`, then asks it for its metadata.
+    pub(crate) async fn load(
+        sandbox: &Sandbox,
+        linker: &Linker<GuestState>,
+        path: &Path,
+    ) -> Result<Self, LoadError> {
+        let bytes = tokio::fs::read(path)
+            .await
+            .map_err(|source| LoadError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+        // Compiling takes tens to hundreds of milliseconds: keep it off the async workers.
+        let engine = sandbox.engine.clone();
+        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|join| LoadError::Compile {
+                path: path.to_owned(),
+                source: wasmtime::Error::msg(join.to_string()),
+            })?
+            .map_err(|source| LoadError::Compile {
+                path: path.to_owned(),
+                source,
+            })?;
+        let instance_pre =
+            linker
+                .instantiate_pre(&component)
+                .map_err(|source| LoadError::Link {
+                    path: path.to_owned(),
+                    source,
+                })?;
+        let pre = ReconcilerPre::new(instance_pre).map_err(|source| LoadError::Link {
+            path: path.to_owned(),
+            source,
+        })?;
+        let instances = Instances {
+            pre,
+            sandbox: sandbox.clone(),
+        };
+        // Until it has named itself, the plugin goes by its file name.
+        let file_name: Arc<str> = Arc::from(path.file_stem().unwrap_or_default().to_string_lossy());
+        let raw = instances
+            .run(file_name, None, async |reconciler, store| {
+                reconciler.call_metadata(store).await
+            })
+            .await
+            .map_err(|source| LoadError::Metadata {
+                path: path.to_owned(),
+                source,
+            })?;
+        let metadata = validate_metadata(raw).map_err(|reason| LoadError::InvalidMetadata {
+            path: path.to_owned(),
+            reason,
+        })?;
+        Ok(Self {
+            metadata,
+            instances,
+        })
+    }
+
+    pub(crate) fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    pub(crate) fn name(&self) -> &Arc<str> {
+        &self.metadata.name
+    }
+
+    /// Calls `metadata` in a fresh instance.
+    pub(crate) async fn call_metadata(&self) -> Result<types::PluginMetadata, CallError> {
+        self.instances
+            .run(
+                self.metadata.name.clone(),
+                None,
+                async |reconciler, store| reconciler.call_metadata(store).await,
+            )
+            .await
+    }
+
+    /// Runs `reconcile` on `object_json` in a fresh instance.
+    pub(crate) async fn reconcile(
+        &self,
+        scope: CallScope,
+        object_json: String,
+    ) -> Result<Outcome, CallError> {
+        let request = types::ReconcileRequest {
+            object: object_json,
+        };
+        let result = self
+            .instances
+            .run(
+                self.metadata.name.clone(),
+                Some(scope),
+                async |reconciler, store| reconciler.call_reconcile(store, &request).await,
+            )
+            .await?;
+        Ok(match result {
+            Ok(response) => Outcome::Done {
+                requeue_after: response.requeue_after_ms.map(Duration::from_millis),
+            },
+            Err(types::ReconcileError::Transient(message)) => Outcome::Transient(message),
+            Err(types::ReconcileError::Terminal(message)) => Outcome::Terminal(message),
+        })
+    }
+}
+
+impl Instances {
+    /// Creates a fresh store and instance, runs `call` on it under the sandbox's limits, and
+    /// drops both.
+    async fn run<R>(
+        &self,
+        plugin: Arc<str>,
+        scope: Option<CallScope>,
+        call: impl AsyncFnOnce(&bindings::Reconciler, &mut Store<GuestState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
+        let config = &self.sandbox.config;
+        // Back-pressure: wait for a pooling-allocator slot rather than fail to instantiate.
+        let _slot = self
+            .sandbox
+            .slots
+            .acquire()
+            .await
+            .map_err(|e| CallError::Instantiate(wasmtime::Error::msg(e.to_string())))?;
+        let state = GuestState::new(
+            plugin,
+            scope,
+            config.memory_limit_bytes(),
+            config.cpu_limit_ticks(),
+        );
+        let mut store = Store::new(&self.sandbox.engine, state);
+        store.limiter(|state| &mut state.limits);
+        // Yield to the runtime on every tick, so that a spinning guest shares its thread,
+        // and interrupt it once its CPU budget is spent.
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut context| {
+            let state = context.data_mut();
+            if state.cpu_ticks_left == 0 {
+                return Ok(UpdateDeadline::Interrupt);
+            }
+            state.cpu_ticks_left -= 1;
+            Ok(UpdateDeadline::Yield(1))
+        });
+
+        let timeout = config.call_timeout_duration();
+        let run = async {
+            let reconciler = self
+                .pre
+                .instantiate_async(&mut store)
+                .await
+                .map_err(CallError::Instantiate)?;
+            call(&reconciler, &mut store)
+                .await
+                .map_err(|error| self.classify(&store, error))
+        };
+        match tokio::time::timeout(timeout, run).await {
+            Ok(result) => result,
+            Err(_) => Err(CallError::Timeout(timeout)),
+        }
+    }
+
+    fn classify(&self, store: &Store<GuestState>, error: wasmtime::Error) -> CallError {
+        let state = store.data();
+        let stderr = state.stderr_text();
+        if state.limits.refused_growth {
+            return CallError::MemoryLimit {
+                limit: self.sandbox.config.memory_limit_bytes(),
+                stderr,
+            };
+        }
+        if let Some(wasmtime::Trap::Interrupt) = error.downcast_ref::<wasmtime::Trap>() {
+            return CallError::CpuLimit(
+                sandbox::EPOCH_TICK
+                    * u32::try_from(self.sandbox.config.cpu_limit_ticks()).unwrap_or(u32::MAX),
+            );
+        }
+        CallError::Trap {
+            message: format!("{error:?}"),
+            stderr,
+        }
+    }
+}
+
+/// Checks what a plugin said about itself: a usable name and complete kinds.
+fn validate_metadata(raw: types::PluginMetadata) -> Result<Metadata, String> {
+    if !crate::recorder::is_dns1123_label(&raw.name) {
+        return Err(format!(
+            "name {:?} must be a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters",
+            raw.name
+        ));
+    }
+    let convert = |gvk: types::GroupVersionKind| -> Result<GroupVersionKind, String> {
+        if gvk.version.is_empty() || gvk.kind.is_empty() {
+            return Err(format!(
+                "kind {:?}/{:?}/{:?} needs a version and a kind",
+                gvk.group, gvk.version, gvk.kind
+            ));
+        }
+        Ok(GroupVersionKind::gvk(&gvk.group, &gvk.version, &gvk.kind))
+    };
+    Ok(Metadata {
+        name: Arc::from(raw.name),
+        reconciles: convert(raw.reconciles)?,
+        owns: raw
+            .owns
+            .into_iter()
+            .map(convert)
+            .collect::<Result<_, _>>()?,
+        reads: raw
+            .reads
+            .into_iter()
+            .map(convert)
+            .collect::<Result<_, _>>()?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw_metadata(name: &str) -> types::PluginMetadata {
+        let gvk = |group: &str, version: &str, kind: &str| types::GroupVersionKind {
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+        };
+        types::PluginMetadata {
+            name: name.into(),
+            reconciles: gvk("mygroup.example.com", "v1alpha1", "MyResource"),
+            owns: vec![gvk("apps", "v1", "Deployment")],
+            reads: vec![gvk("", "v1", "ConfigMap")],
+        }
+    }
+
+    #[test]
+    fn metadata_with_a_dns_label_name_and_complete_kinds_is_accepted() {
+        let metadata = validate_metadata(raw_metadata("my-plugin")).expect("valid metadata");
+        assert_eq!(&*metadata.name, "my-plugin");
+        assert_eq!(metadata.owns[0].kind, "Deployment");
+        assert_eq!(metadata.reads[0].group, "");
+    }
+
+    #[test]
+    fn metadata_with_a_bad_name_or_kind_is_refused() {
+        for name in ["", "My-Plugin", "a_b", "-a", &"a".repeat(64)] {
+            assert!(validate_metadata(raw_metadata(name)).is_err(), "{name:?}");
+        }
+        let mut no_kind = raw_metadata("ok");
+        no_kind.owns[0].kind.clear();
+        assert!(validate_metadata(no_kind).is_err());
+    }
+
+    async fn load_bytes(bytes: &[u8]) -> Result<Plugin, LoadError> {
+        let sandbox = Sandbox::new(SandboxConfig::default().max_instances(2)).expect("engine");
+        let linker = linker(&sandbox).expect("linker");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("plugin.wasm");
+        std::fs::write(&path, bytes).expect("write plugin");
+        Plugin::load(&sandbox, &linker, &path).await
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_file_is_reported_as_not_a_component() {
+        let error = load_bytes(b"\0asm garbage")
+            .await
+            .err()
+            .expect("load fails");
+        assert!(matches!(error, LoadError::Compile { .. }), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_core_module_is_reported_as_not_a_component() {
+        // The smallest valid core module: magic and version 1, no sections.
+        let error = load_bytes(b"\0asm\x01\0\0\0")
+            .await
+            .err()
+            .expect("load fails");
+        assert!(matches!(error, LoadError::Compile { .. }), "{error:?}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_file_is_a_read_error() {
+        let sandbox = Sandbox::new(SandboxConfig::default().max_instances(1)).expect("engine");
+        let linker = linker(&sandbox).expect("linker");
+        let error = Plugin::load(&sandbox, &linker, Path::new("/nonexistent/plugin.wasm"))
+            .await
+            .err()
+            .expect("load fails");
+        assert!(matches!(error, LoadError::Read { .. }), "{error:?}");
+    }
+}

@@ -1,0 +1,152 @@
+//! The shared Wasmtime engine and the limits every plugin instance runs under.
+//!
+//! One [`Engine`] serves every plugin. It uses the pooling allocator, so that creating a fresh
+//! instance for each reconcile costs microseconds (wasmtime's `examples/fast_instantiation.rs`),
+//! and epoch interruption, so that a guest that spins is stopped (wasmtime's
+//! `examples/epochs.rs`). Epochs alone cannot bound memory (bulk memory operations check once),
+//! so each store also carries a `ResourceLimiter` (`StoreLimits`).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// How often the epoch ticker advances the engine's epoch: the granularity of CPU limits.
+pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+
+/// Limits applied to every plugin instance.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    max_instances: u32,
+    memory_limit: usize,
+    cpu_limit: Duration,
+    call_timeout: Duration,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        Self {
+            max_instances: 32,
+            memory_limit: 64 << 20,
+            cpu_limit: Duration::from_secs(2),
+            call_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl SandboxConfig {
+    /// How many plugin instances may exist at once, across all plugins (default 32).
+    ///
+    /// This sizes the pooling allocator; a reconcile waits for a free slot when all are in use.
+    /// Each slot reserves address space (not memory) for one linear memory.
+    #[must_use]
+    pub fn max_instances(mut self, count: u32) -> Self {
+        self.max_instances = count.max(1);
+        self
+    }
+
+    /// The most linear memory one instance may grow to, in bytes (default 64 MiB).
+    ///
+    /// A guest that tries to grow past it sees the growth fail, which for Rust guests ends in
+    /// an allocation-failure trap: an error for that reconcile only.
+    #[must_use]
+    pub fn memory_limit(mut self, bytes: usize) -> Self {
+        self.memory_limit = bytes;
+        self
+    }
+
+    /// The most CPU time one call may spend running guest code (default 2 s).
+    ///
+    /// Time spent waiting on host imports (the API server) does not count; see
+    /// [`SandboxConfig::call_timeout`] for the wall-clock bound.
+    #[must_use]
+    pub fn cpu_limit(mut self, limit: Duration) -> Self {
+        self.cpu_limit = limit;
+        self
+    }
+
+    /// The most wall-clock time one call may take, host imports included (default 30 s).
+    #[must_use]
+    pub fn call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
+    }
+
+    pub(crate) fn memory_limit_bytes(&self) -> usize {
+        self.memory_limit
+    }
+
+    pub(crate) fn call_timeout_duration(&self) -> Duration {
+        self.call_timeout
+    }
+
+    /// The CPU limit in epoch ticks, at least one.
+    pub(crate) fn cpu_limit_ticks(&self) -> u64 {
+        let ticks = self.cpu_limit.as_millis() / EPOCH_TICK.as_millis();
+        u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
+    }
+}
+
+/// The engine plus what bounds its use: the instance slots and the epoch ticker.
+#[derive(Clone)]
+pub(crate) struct Sandbox {
+    pub(crate) engine: Engine,
+    pub(crate) config: SandboxConfig,
+    /// One permit per pooling-allocator slot: back-pressure so that concurrent reconciles
+    /// wait for a slot instead of failing to instantiate.
+    pub(crate) slots: Arc<Semaphore>,
+}
+
+impl Sandbox {
+    /// Builds the engine. Must be called inside a Tokio runtime (it starts the epoch ticker).
+    pub(crate) fn new(config: SandboxConfig) -> wasmtime::Result<Self> {
+        let engine = Engine::new(&engine_config(&config))?;
+        spawn_epoch_ticker(&engine);
+        let permits = usize::try_from(config.max_instances).unwrap_or(usize::MAX);
+        Ok(Self {
+            engine,
+            slots: Arc::new(Semaphore::new(permits)),
+            config,
+        })
+    }
+}
+
+fn engine_config(sandbox: &SandboxConfig) -> Config {
+    let n = sandbox.max_instances;
+    let mut pool = PoolingAllocationConfig::default();
+    // A Rust wasm32-wasip2 component holds one main module and a few small shim modules
+    // (indirect lowering), with one memory: leave headroom for other toolchains' output.
+    pool.total_component_instances(n)
+        .max_core_instances_per_component(32)
+        .max_memories_per_component(4)
+        .max_tables_per_component(32)
+        .total_core_instances(n.saturating_mul(8))
+        .total_memories(n.saturating_mul(2))
+        .total_tables(n.saturating_mul(8))
+        .total_stacks(n)
+        .max_memory_size(sandbox.memory_limit);
+
+    let mut config = Config::new();
+    config
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool))
+        .epoch_interruption(true)
+        .wasm_component_model(true);
+    config
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] for as long as the engine lives.
+fn spawn_epoch_ticker(engine: &Engine) {
+    let weak = engine.weak();
+    tokio::spawn(async move {
+        let mut interval = tokio::time::interval(EPOCH_TICK);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        loop {
+            interval.tick().await;
+            match weak.upgrade() {
+                Some(engine) => engine.increment_epoch(),
+                None => break,
+            }
+        }
+    });
+}

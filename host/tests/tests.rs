@@ -1,0 +1,9 @@
+//! Integration tests of the host against a real control plane (testenv) and real plugins
+//! built from `plugins/`.
+//!
+//! One test binary (ripgrep's layout); each module is one area:
+//! - `util`: finding built plugins, running the host in-process, polling the API server.
+//! - `walking_skeleton`: the example plugin end to end, as a user sees it in `kubectl describe`.
+
+mod util;
+mod walking_skeleton;

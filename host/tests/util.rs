@@ -1,0 +1,110 @@
+//! Shared helpers: built plugins, the host running in-process, and polling.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use wasm_reconciler::{Host, HostError};
+
+/// How long a test waits for the host to make something true.
+pub const CONVERGE: Duration = Duration::from_secs(60);
+
+/// The `.wasm` of a plugin built for wasm32-wasip2 in release, by `cargo xtask test` or
+/// `cargo build --target wasm32-wasip2 --release -p <name>`.
+pub fn built_plugin(name: &str) -> PathBuf {
+    let dir = std::env::var_os("WASM_RECONCILER_TEST_PLUGINS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| target_dir().join("wasm32-wasip2").join("release"));
+    let path = dir.join(format!("{name}.wasm"));
+    assert!(
+        path.is_file(),
+        "plugin {} is not built: run `cargo xtask test`, or `cargo build --target wasm32-wasip2 --release -p {name}`",
+        path.display()
+    );
+    path
+}
+
+/// The cargo target directory this test binary was built into.
+fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    // <target>/debug/deps/tests-<hash>
+    let exe = std::env::current_exe().expect("test binary path");
+    exe.ancestors()
+        .nth(3)
+        .expect("test binary lives in <target>/<profile>/deps")
+        .to_owned()
+}
+
+/// A plugins directory holding copies of `plugins`.
+pub fn plugins_dir(plugins: &[&Path]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    for plugin in plugins {
+        let name = plugin.file_name().expect("plugin file name");
+        std::fs::copy(plugin, dir.path().join(name)).expect("copy plugin");
+    }
+    dir
+}
+
+/// The host running in this process until [`RunningHost::stop`].
+pub struct RunningHost {
+    stop: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), HostError>>,
+}
+
+impl RunningHost {
+    pub fn start(host: Host, client: kube::Client) -> Self {
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(host.run(client, async move {
+            let _ = stopped.await;
+        }));
+        Self {
+            stop: Some(stop),
+            task,
+        }
+    }
+
+    /// Stops the host and returns how its run ended.
+    pub async fn stop(mut self) -> Result<(), HostError> {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(30), &mut self.task)
+            .await
+            .expect("host stops within 30 s")
+            .expect("host task did not panic")
+    }
+}
+
+/// Polls `check` every 200 ms until it returns `Some`, or panics after `CONVERGE` with `what`.
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + CONVERGE;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {CONVERGE:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// A namespaced dynamic API for `group/version/kind` with the given plural.
+pub fn dynamic_api(
+    client: &kube::Client,
+    namespace: &str,
+    (group, version, kind, plural): (&str, &str, &str, &str),
+) -> Api<DynamicObject> {
+    let resource =
+        ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
+    Api::namespaced_with(client.clone(), namespace, &resource)
+}

@@ -1,0 +1,183 @@
+//! Command-line flags of `cargo xtask`, parsed by hand to keep xtask's compile time low.
+//!
+//! To add a task: add a variant to [`Xtask`], a struct for its flags, a `parse` arm in
+//! [`Xtask::from_args`], and a paragraph in [`HELP`].
+
+use std::ffi::OsString;
+
+use anyhow::{Context, bail};
+
+/// The help text; printed by `cargo xtask help`, `-h` and `--help`.
+pub(crate) const HELP: &str = "\
+cargo xtask <task> [flags]
+
+Tasks:
+  control-plane    Build kube-apiserver, kubectl and etcd (Go, from tools/control-plane/) once,
+                   into a per-version cache outside the clone; print KUBEBUILDER_ASSETS=<dir>.
+      --with-controller-manager   also build kube-controller-manager
+      --update                    regenerate tools/control-plane/kubernetes/go.mod from the
+                                  Kubernetes release's go.mod, then `go mod tidy`
+      --check                     fail if the committed go.mod files differ from what
+                                  --update (or `go mod tidy`) would write
+  plugins          Build every crate in plugins/ for wasm32-wasip2 (release) and gather the
+                   .wasm files into <target>/plugins; print WASM_RECONCILER_PLUGINS=<dir>.
+  test             What CI runs: fmt check, control plane, go.mod check, plugins, clippy
+                   (native and wasm32-wasip2), then every test.
+      --skip-go-mod-check         do not regenerate go.mod to compare (needs the Go proxy)
+  demo             Start a local control plane, run the host on the example plugin, apply a
+                   sample MyResource, print `kubectl describe` of it, and stop.
+  help             Print this help.
+";
+
+/// A parsed `cargo xtask` command line.
+#[derive(Debug)]
+pub(crate) enum Xtask {
+    /// `cargo xtask help`.
+    Help,
+    /// `cargo xtask control-plane`.
+    ControlPlane(ControlPlane),
+    /// `cargo xtask plugins`.
+    Plugins(Plugins),
+    /// `cargo xtask test`.
+    Test(Test),
+    /// `cargo xtask demo`.
+    Demo(Demo),
+}
+
+/// Flags of `cargo xtask plugins` (none).
+#[derive(Debug, Default)]
+pub(crate) struct Plugins;
+
+/// Flags of `cargo xtask test`.
+#[derive(Debug, Default)]
+pub(crate) struct Test {
+    /// Skip regenerating go.mod to compare it with the committed one.
+    pub(crate) skip_go_mod_check: bool,
+}
+
+/// Flags of `cargo xtask demo` (none).
+#[derive(Debug, Default)]
+pub(crate) struct Demo;
+
+/// Flags of `cargo xtask control-plane`.
+#[derive(Debug, Default)]
+pub(crate) struct ControlPlane {
+    /// Also build kube-controller-manager.
+    pub(crate) with_controller_manager: bool,
+    /// Regenerate the committed go.mod instead of building.
+    pub(crate) update: bool,
+    /// Check the committed go.mod instead of building.
+    pub(crate) check: bool,
+}
+
+impl Xtask {
+    /// Parses the process arguments.
+    pub(crate) fn from_env() -> anyhow::Result<Xtask> {
+        Xtask::from_args(std::env::args_os().skip(1))
+    }
+
+    /// Parses `args`, the arguments after the program name.
+    pub(crate) fn from_args(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Xtask> {
+        let mut args = Args::new(args)?;
+        if args.wants_help() {
+            return Ok(Xtask::Help);
+        }
+        let Some(task) = args.next_positional() else {
+            return Ok(Xtask::Help);
+        };
+        let xtask = match task.as_str() {
+            "help" => Xtask::Help,
+            "control-plane" => {
+                let cmd = ControlPlane {
+                    with_controller_manager: args.flag("--with-controller-manager"),
+                    update: args.flag("--update"),
+                    check: args.flag("--check"),
+                };
+                if cmd.update && cmd.check {
+                    bail!("--update and --check cannot be used together");
+                }
+                Xtask::ControlPlane(cmd)
+            }
+            "plugins" => Xtask::Plugins(Plugins),
+            "test" => Xtask::Test(Test {
+                skip_go_mod_check: args.flag("--skip-go-mod-check"),
+            }),
+            "demo" => Xtask::Demo(Demo),
+            other => bail!("unknown task `{other}`; run `cargo xtask help`"),
+        };
+        args.finish()?;
+        Ok(xtask)
+    }
+}
+
+/// The remaining arguments; each parse step takes what it knows, and [`Args::finish`] rejects
+/// whatever is left.
+struct Args(Vec<String>);
+
+impl Args {
+    fn new(args: impl IntoIterator<Item = OsString>) -> anyhow::Result<Args> {
+        let args = args
+            .into_iter()
+            .map(|arg| {
+                arg.into_string()
+                    .map_err(|arg| anyhow::anyhow!("argument is not UTF-8: {arg:?}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+            .context("invalid command line")?;
+        Ok(Args(args))
+    }
+
+    fn next_positional(&mut self) -> Option<String> {
+        let index = self.0.iter().position(|arg| !arg.starts_with('-'))?;
+        Some(self.0.remove(index))
+    }
+
+    fn wants_help(&self) -> bool {
+        self.0.iter().any(|arg| arg == "-h" || arg == "--help")
+    }
+
+    fn flag(&mut self, name: &str) -> bool {
+        let before = self.0.len();
+        self.0.retain(|arg| arg != name);
+        self.0.len() != before
+    }
+
+    fn finish(self) -> anyhow::Result<()> {
+        match self.0.first() {
+            None => Ok(()),
+            Some(arg) => bail!("unexpected argument `{arg}`; run `cargo xtask help`"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> anyhow::Result<Xtask> {
+        Xtask::from_args(args.iter().map(OsString::from))
+    }
+
+    #[test]
+    fn no_task_means_help() {
+        assert!(matches!(parse(&[]), Ok(Xtask::Help)));
+        assert!(matches!(parse(&["--help"]), Ok(Xtask::Help)));
+    }
+
+    #[test]
+    fn control_plane_flags_are_parsed() {
+        let Ok(Xtask::ControlPlane(cmd)) = parse(&["control-plane", "--with-controller-manager"])
+        else {
+            panic!("expected control-plane");
+        };
+        assert!(cmd.with_controller_manager && !cmd.update && !cmd.check);
+    }
+
+    #[test]
+    fn unknown_flags_and_tasks_are_rejected() {
+        let err = parse(&["control-plane", "--frobnicate"]).unwrap_err();
+        assert!(err.to_string().contains("--frobnicate"), "{err}");
+        assert!(parse(&["frobnicate"]).is_err());
+        assert!(parse(&["control-plane", "--update", "--check"]).is_err());
+    }
+}

@@ -1,0 +1,133 @@
+//! `cargo xtask plugins`: builds every crate in `plugins/` for `wasm32-wasip2` in release and
+//! gathers the components into one plugins directory.
+//!
+//! Plugins build with plain `cargo build --target wasm32-wasip2 --release`; this task only adds
+//! the target when it is missing and collects the outputs.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use xshell::{Shell, cmd};
+
+use crate::project_root;
+
+/// The target plugins are built for.
+const TARGET: &str = "wasm32-wasip2";
+
+impl crate::flags::Plugins {
+    pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let dir = build(sh)?;
+        println!("WASM_RECONCILER_PLUGINS={}", dir.display());
+        Ok(())
+    }
+}
+
+/// Builds all plugins and returns the directory holding their `.wasm` files, fresh: a
+/// directory the host can be pointed at.
+pub(crate) fn build(sh: &Shell) -> anyhow::Result<PathBuf> {
+    ensure_target(sh)?;
+    let names = plugin_crates()?;
+    let packages: Vec<String> = names
+        .iter()
+        .flat_map(|n| ["-p".to_owned(), n.clone()])
+        .collect();
+    cmd!(sh, "cargo build --target {TARGET} --release {packages...}")
+        .run()
+        .context("building the plugins failed")?;
+
+    let target = target_dir(sh)?;
+    let built = target.join(TARGET).join("release");
+    let out = target.join("plugins");
+    // Start empty, so that a renamed or removed plugin does not linger.
+    if out.exists() {
+        sh.remove_path(&out)?;
+    }
+    sh.create_dir(&out)?;
+    for name in &names {
+        let file = format!("{}.wasm", name.replace('-', "_"));
+        let from = built.join(&file);
+        if !from.is_file() {
+            bail!("{} was not produced: is `{name}` a cdylib?", from.display());
+        }
+        sh.copy_file(&from, out.join(&file))?;
+    }
+    Ok(out)
+}
+
+/// Adds the `wasm32-wasip2` target with rustup unless the toolchain already has it.
+pub(crate) fn ensure_target(sh: &Shell) -> anyhow::Result<()> {
+    let sysroot = cmd!(sh, "rustc --print sysroot").read()?;
+    let lib = Path::new(sysroot.trim())
+        .join("lib/rustlib")
+        .join(TARGET)
+        .join("lib");
+    if lib.is_dir() {
+        return Ok(());
+    }
+    cmd!(sh, "rustup target add {TARGET}")
+        .run()
+        .with_context(|| format!("the {TARGET} target is missing and rustup could not add it"))
+}
+
+/// The package names of the crates under `plugins/` (each directory's name).
+fn plugin_crates() -> anyhow::Result<Vec<String>> {
+    let dir = project_root().join("plugins");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.join("Cargo.toml").is_file() {
+            let name = path
+                .file_name()
+                .and_then(|name| name.to_str())
+                .with_context(|| format!("plugin directory {} is not UTF-8", path.display()))?;
+            names.push(name.to_owned());
+        }
+    }
+    names.sort();
+    if names.is_empty() {
+        bail!("no plugin crates in {}", dir.display());
+    }
+    Ok(names)
+}
+
+/// Cargo's target directory, as `cargo metadata` reports it (honours `CARGO_TARGET_DIR`).
+pub(crate) fn target_dir(sh: &Shell) -> anyhow::Result<PathBuf> {
+    if let Some(dir) = sh.var_os("CARGO_TARGET_DIR") {
+        return Ok(project_root().join(dir));
+    }
+    let metadata = cmd!(sh, "cargo metadata --format-version 1 --no-deps").read()?;
+    json_string_field(&metadata, "target_directory")
+        .map(PathBuf::from)
+        .context("`cargo metadata` did not report a target_directory")
+}
+
+/// The value of the first `"field":"..."` in `json` (enough for cargo's metadata, whose paths
+/// are plain strings; escaped quotes and backslashes are unescaped).
+fn json_string_field(json: &str, field: &str) -> Option<String> {
+    let start = json.find(&format!("\"{field}\":\""))? + field.len() + 4;
+    let mut value = String::new();
+    let mut chars = json[start..].chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '"' => return Some(value),
+            '\\' => value.push(chars.next()?),
+            c => value.push(c),
+        }
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_directory_is_read_from_cargo_metadata() {
+        let json = r#"{"packages":[],"target_directory":"/x/my \"t\"/target","version":1}"#;
+        assert_eq!(
+            json_string_field(json, "target_directory").as_deref(),
+            Some(r#"/x/my "t"/target"#)
+        );
+        assert_eq!(json_string_field(json, "missing"), None);
+    }
+}

@@ -1,0 +1,53 @@
+//! `cargo xtask test`: everything CI checks, from a fresh clone: formatting, generated files,
+//! lints (native and wasm32-wasip2), then every test against a real local control plane with
+//! freshly built plugins.
+
+use std::time::Instant;
+
+use anyhow::Context;
+use xshell::{Shell, cmd};
+
+use crate::{control_plane, plugins};
+
+impl crate::flags::Test {
+    pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let started = Instant::now();
+        step("cargo fmt --check");
+        cmd!(sh, "cargo fmt --all -- --check")
+            .run()
+            .context("code is not formatted: run `cargo fmt --all` and commit")?;
+
+        step("control plane binaries");
+        let assets = control_plane::ensure_with_controller_manager(sh)?;
+        if !self.skip_go_mod_check {
+            step("go.mod files match their generator");
+            control_plane::check(sh)?;
+        }
+
+        step("plugins for wasm32-wasip2");
+        let plugins = plugins::build(sh)?;
+
+        step("clippy");
+        cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
+        cmd!(
+            sh,
+            "cargo clippy --target wasm32-wasip2 -p wasm-reconciler-sdk -p myresource -- -D warnings"
+        )
+        .run()?;
+
+        step("tests");
+        let _assets = sh.push_env("KUBEBUILDER_ASSETS", &assets);
+        let _plugins = sh.push_env("WASM_RECONCILER_TEST_PLUGINS", &plugins);
+        cmd!(sh, "cargo test --workspace").run()?;
+
+        eprintln!(
+            "\nall checks passed in {:.0}s",
+            started.elapsed().as_secs_f64()
+        );
+        Ok(())
+    }
+}
+
+fn step(name: &str) {
+    eprintln!("\n==> {name}");
+}
