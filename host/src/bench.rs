@@ -50,7 +50,11 @@ impl ReconcileHarness {
             owns: metadata.owns.iter().map(resolve).collect(),
             reads: metadata.reads.iter().map(resolve).collect(),
         });
-        let (recorder, recorder_task) = Recorder::start(client.clone(), RecorderConfig::default());
+        let (recorder, recorder_task) = Recorder::start(
+            client.clone(),
+            RecorderConfig::default(),
+            crate::metrics::Metrics::new(),
+        );
         Ok(Self {
             plugin,
             kinds,

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 
 use crate::manager::Host;
 use crate::plugin::SandboxConfig;
-use crate::recorder::RecorderConfig;
+use crate::recorder::{EventsApi, RecorderConfig};
 
 /// Runs Kubernetes reconcilers written as WebAssembly components.
 #[derive(Debug, Parser)]
@@ -53,9 +53,25 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub call_timeout_secs: u64,
 
-    /// Events waiting for delivery before new ones are dropped (and counted).
+    /// New Events waiting to be written before further new ones are dropped (and counted).
     #[arg(long, default_value_t = 1000, value_name = "N")]
     pub event_queue: usize,
+
+    /// Which Events API to write: `events.k8s.io/v1`, or `v1` (core) for clusters without it.
+    #[arg(long, default_value = "events.k8s.io/v1", value_name = "API", value_parser = parse_events_api)]
+    pub events_api: EventsApi,
+
+    /// Entries in each event recorder cache (series, aggregates, spam buckets).
+    #[arg(long, default_value_t = 4096, value_name = "N")]
+    pub event_cache_size: usize,
+
+    /// Spam filter: new Events one object may get in a burst, per plugin and type.
+    #[arg(long, default_value_t = 25, value_name = "N")]
+    pub event_spam_burst: u32,
+
+    /// Spam filter: seconds for one more new Event to be allowed after a burst.
+    #[arg(long, default_value_t = 300, value_name = "SECS")]
+    pub event_spam_refill_secs: u64,
 
     /// How long shutdown waits for reconciles and queued events, in seconds.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
@@ -72,8 +88,25 @@ impl RunArgs {
             .call_timeout(Duration::from_secs(self.call_timeout_secs));
         Host::new(&self.plugins)
             .sandbox(sandbox)
-            .recorder(RecorderConfig::default().queue_capacity(self.event_queue))
+            .recorder(
+                RecorderConfig::default()
+                    .queue_capacity(self.event_queue)
+                    .events_api(self.events_api)
+                    .cache_size(self.event_cache_size)
+                    .spam_filter(
+                        self.event_spam_burst,
+                        Duration::from_secs(self.event_spam_refill_secs),
+                    ),
+            )
             .shutdown_grace(Duration::from_secs(self.shutdown_grace_secs))
+    }
+}
+
+fn parse_events_api(value: &str) -> Result<EventsApi, String> {
+    match value {
+        "events.k8s.io/v1" => Ok(EventsApi::EventsV1),
+        "v1" | "core/v1" => Ok(EventsApi::CoreV1),
+        other => Err(format!("{other:?} is not `events.k8s.io/v1` or `v1`")),
     }
 }
 
@@ -92,6 +125,37 @@ mod tests {
         };
         assert_eq!(args.plugins, PathBuf::from("/plugins"));
         assert_eq!(args.memory_limit_mib, 64);
+        assert_eq!(args.events_api, EventsApi::EventsV1);
+    }
+
+    #[test]
+    fn core_v1_events_can_be_chosen() {
+        let parsed = Cli::try_parse_from([
+            "wasm-reconciler",
+            "run",
+            "--plugins",
+            "p",
+            "--events-api",
+            "v1",
+        ]);
+        let Ok(Cli {
+            command: Command::Run(args),
+        }) = parsed
+        else {
+            panic!("did not parse: {parsed:?}");
+        };
+        assert_eq!(args.events_api, EventsApi::CoreV1);
+        assert!(
+            Cli::try_parse_from([
+                "wasm-reconciler",
+                "run",
+                "--plugins",
+                "p",
+                "--events-api",
+                "v2"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

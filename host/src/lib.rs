@@ -21,11 +21,13 @@ mod client;
 mod controller;
 mod kinds;
 mod manager;
+mod metrics;
 mod object;
 mod plugin;
 mod recorder;
 
 pub use cli::{Cli, Command, RunArgs};
 pub use manager::{Host, HostError};
+pub use metrics::Metrics;
 pub use plugin::{CallError, LoadError, SandboxConfig};
-pub use recorder::RecorderConfig;
+pub use recorder::{EventsApi, RecorderConfig};

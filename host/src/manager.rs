@@ -11,6 +11,7 @@ use tokio::task::JoinSet;
 
 use crate::controller::PluginController;
 use crate::kinds::DeclaredKinds;
+use crate::metrics::Metrics;
 use crate::plugin::{self, LoadError, Plugin, Sandbox, SandboxConfig};
 use crate::recorder::{Recorder, RecorderConfig};
 
@@ -46,6 +47,7 @@ pub struct Host {
     sandbox: SandboxConfig,
     recorder: RecorderConfig,
     shutdown_grace: Duration,
+    metrics: Arc<Metrics>,
 }
 
 impl Host {
@@ -56,7 +58,13 @@ impl Host {
             sandbox: SandboxConfig::default(),
             recorder: RecorderConfig::default(),
             shutdown_grace: Duration::from_secs(10),
+            metrics: Metrics::new(),
         }
+    }
+
+    /// The host's metrics, for serving or inspecting; they fill in once [`Host::run`] runs.
+    pub fn metrics(&self) -> Arc<Metrics> {
+        self.metrics.clone()
     }
 
     /// Limits for plugin instances.
@@ -120,12 +128,14 @@ impl Host {
                         }
                         Err(error) => {
                             failed += 1;
+                            self.metrics.plugin_load_failed();
                             tracing::error!(path = %path.display(), plugin = %plugin.name(), error = %error_chain(&error), "plugin skipped");
                         }
                     }
                 }
                 Err(error) => {
                     failed += 1;
+                    self.metrics.plugin_load_failed();
                     log_load_error(&error);
                 }
             }
@@ -137,11 +147,19 @@ impl Host {
             });
         }
 
-        let (recorder, recorder_task) = Recorder::start(client.clone(), self.recorder.clone());
+        self.metrics.plugins_loaded(loaded.len());
+        let (recorder, recorder_task) =
+            Recorder::start(client.clone(), self.recorder.clone(), self.metrics.clone());
         let shutdown: Shared<BoxFuture<'static, ()>> = shutdown.boxed().shared();
         let mut controllers = JoinSet::new();
         for (plugin, kinds) in loaded {
-            let controller = PluginController::new(plugin, kinds, client.clone(), recorder.clone());
+            let controller = PluginController::new(
+                plugin,
+                kinds,
+                client.clone(),
+                recorder.clone(),
+                self.metrics.clone(),
+            );
             controllers.spawn(controller.run(shutdown.clone()));
         }
         drop(recorder);

@@ -4,6 +4,8 @@
 //! One test binary (ripgrep's layout); each module is one area:
 //! - `util`: finding built plugins, running the host in-process, polling the API server.
 //! - `walking_skeleton`: the example plugin end to end, as a user sees it in `kubectl describe`.
+//! - `recorder`: the event recorder's series, aggregation, spam filter and API modes.
 
+mod recorder;
 mod util;
 mod walking_skeleton;

@@ -108,3 +108,22 @@ pub fn dynamic_api(
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, version, kind), plural);
     Api::namespaced_with(client.clone(), namespace, &resource)
 }
+
+/// Runs the real kubectl against the test control plane and returns its stdout.
+pub async fn kubectl(env: &testenv::TestEnv, args: &[&str]) -> String {
+    let mut command = tokio::process::Command::from(env.kubectl().expect("kubectl is available"));
+    let output = command.args(args).output().await.expect("kubectl runs");
+    assert!(
+        output.status.success(),
+        "kubectl {args:?} failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// The value of the counter or gauge `name{labels}` in Prometheus text, 0 if absent.
+pub fn metric(text: &str, name_and_labels: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name_and_labels)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}

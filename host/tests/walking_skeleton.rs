@@ -12,7 +12,7 @@ use serde_json::json;
 use testenv::TestEnv;
 use wasm_reconciler::Host;
 
-use crate::util::{RunningHost, built_plugin, dynamic_api, eventually, plugins_dir};
+use crate::util::{RunningHost, built_plugin, dynamic_api, eventually, kubectl, plugins_dir};
 
 const MYRESOURCE: (&str, &str, &str, &str) = (
     "mygroup.example.com",
@@ -24,18 +24,6 @@ const CRD: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../plugins/myresource/manifests/crd.yaml"
 );
-
-/// Runs the real kubectl against the test control plane and returns its stdout.
-async fn kubectl(env: &TestEnv, args: &[&str]) -> String {
-    let mut command = tokio::process::Command::from(env.kubectl().expect("kubectl is available"));
-    let output = command.args(args).output().await.expect("kubectl runs");
-    assert!(
-        output.status.success(),
-        "kubectl {args:?} failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// Lines of `kubectl describe`'s Events table that match type, reason and source.
 fn described_events<'a>(describe: &'a str, kind: &str, reason: &str) -> Vec<&'a str> {

@@ -1,5 +1,6 @@
-//! `cargo xtask plugins`: builds every crate in `plugins/` for `wasm32-wasip2` in release and
-//! gathers the components into one plugins directory.
+//! `cargo xtask plugins`: builds every crate in `plugins/` (examples) and `test-plugins/`
+//! (test fixtures) for `wasm32-wasip2` in release and gathers the components into one
+//! directory.
 //!
 //! Plugins build with plain `cargo build --target wasm32-wasip2 --release`; this task only adds
 //! the target when it is missing and collects the outputs.
@@ -69,23 +70,29 @@ pub(crate) fn ensure_target(sh: &Shell) -> anyhow::Result<()> {
         .with_context(|| format!("the {TARGET} target is missing and rustup could not add it"))
 }
 
-/// The package names of the crates under `plugins/` (each directory's name).
+/// Where plugin crates live: examples, and fixtures for the host's tests.
+const PLUGIN_DIRS: [&str; 2] = ["plugins", "test-plugins"];
+
+/// The package names of the plugin crates (each directory's name).
 fn plugin_crates() -> anyhow::Result<Vec<String>> {
-    let dir = project_root().join("plugins");
     let mut names = Vec::new();
-    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
-        let path = entry?.path();
-        if path.join("Cargo.toml").is_file() {
-            let name = path
-                .file_name()
-                .and_then(|name| name.to_str())
-                .with_context(|| format!("plugin directory {} is not UTF-8", path.display()))?;
-            names.push(name.to_owned());
+    for dir in PLUGIN_DIRS.map(|dir| project_root().join(dir)) {
+        for entry in
+            std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+        {
+            let path = entry?.path();
+            if path.join("Cargo.toml").is_file() {
+                let name = path
+                    .file_name()
+                    .and_then(|name| name.to_str())
+                    .with_context(|| format!("plugin directory {} is not UTF-8", path.display()))?;
+                names.push(name.to_owned());
+            }
         }
     }
     names.sort();
     if names.is_empty() {
-        bail!("no plugin crates in {}", dir.display());
+        bail!("no plugin crates in {PLUGIN_DIRS:?}");
     }
     Ok(names)
 }

@@ -31,7 +31,7 @@ impl crate::flags::Test {
         cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
         cmd!(
             sh,
-            "cargo clippy --target wasm32-wasip2 -p wasm-reconciler-sdk -p myresource -- -D warnings"
+            "cargo clippy --target wasm32-wasip2 -p wasm-reconciler-sdk -p myresource -p event-storm -- -D warnings"
         )
         .run()?;
 

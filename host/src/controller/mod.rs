@@ -19,6 +19,7 @@ use tracing::Instrument;
 
 use crate::client::ScopedClient;
 use crate::kinds::DeclaredKinds;
+use crate::metrics::{Metrics, ReconcileResult};
 use crate::object::ReconciledObject;
 use crate::plugin::{CallError, CallScope, Outcome, Plugin};
 use crate::recorder::Recorder;
@@ -44,6 +45,7 @@ pub(crate) struct PluginController {
     kinds: Arc<DeclaredKinds>,
     client: kube::Client,
     recorder: Recorder,
+    metrics: Arc<Metrics>,
     backoff: Backoff<ObjectRef<DynamicObject>>,
 }
 
@@ -53,12 +55,14 @@ impl PluginController {
         kinds: Arc<DeclaredKinds>,
         client: kube::Client,
         recorder: Recorder,
+        metrics: Arc<Metrics>,
     ) -> Self {
         Self {
             plugin,
             kinds,
             client,
             recorder,
+            metrics,
             backoff: Backoff::default(),
         }
     }
@@ -136,6 +140,15 @@ async fn reconcile(
         let started = std::time::Instant::now();
         let outcome = controller.plugin.reconcile(scope, object_json).await;
         let elapsed = started.elapsed();
+        let result = match &outcome {
+            Ok(Outcome::Done { .. }) => ReconcileResult::success,
+            Ok(Outcome::Terminal(_)) => ReconcileResult::terminal_error,
+            Ok(Outcome::Transient(_)) => ReconcileResult::transient_error,
+            Err(_) => ReconcileResult::failed,
+        };
+        controller
+            .metrics
+            .reconciled(controller.plugin.name(), result, elapsed);
         match outcome {
             Ok(Outcome::Done { requeue_after }) => {
                 controller.backoff.reset(&key);

@@ -44,12 +44,6 @@ impl GuestState {
             Err(RecordError::Invalid(invalid)) => {
                 Err(EventError::InvalidAnnotation(invalid.to_string()))
             }
-            // Not the guest's fault and nothing it could do: the drop is logged, and the
-            // guest carries on as client-go's recorder lets its callers carry on.
-            Err(dropped @ (RecordError::QueueFull(_) | RecordError::Closed)) => {
-                tracing::warn!(error = %dropped, "event dropped");
-                Ok(())
-            }
         }
     }
 

@@ -1,48 +1,47 @@
-//! Kubernetes Events recorded by plugins: validated at the call, queued, and posted to
-//! `events.k8s.io/v1` by one background task, so a guest never waits on the API server.
+//! Kubernetes Events recorded by plugins: validated at the call, correlated in memory (series,
+//! aggregation, spam filter: see [`correlator`]), and written to the API server by one
+//! background task, so a guest never waits on the API server.
+//!
+//! Behaviour and numbers for users are in `docs/events.md`.
 //!
 //! ## RBAC
 //!
-//! The host's service account needs:
+//! The host's service account needs, for the default `events.k8s.io/v1` mode:
 //!
 //! ```yaml
 //! - apiGroups: ["events.k8s.io"]
 //!   resources: ["events"]
 //!   verbs: ["create", "patch"]
 //! ```
+//!
+//! and `apiGroups: [""]` instead for [`EventsApi::CoreV1`].
 
+mod correlator;
 mod validate;
+mod writer;
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::num::NonZeroUsize;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::api::events::v1::Event;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, PostParams};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use crate::metrics::{EventOutcome, Metrics};
 use crate::object::ReconciledObject;
+use correlator::{Correlator, CorrelatorConfig, Observed, Occurrence, WriteOutcome};
 pub(crate) use validate::{InvalidEvent, is_dns1123_label};
+pub use writer::EventsApi;
+use writer::Writer;
 
-/// The `action` of every Event: events.k8s.io/v1 requires one, and the contract's Event /
-/// Eventf / AnnotatedEventf (like client-go's `tools/record`) has none, so it names what the
-/// reporting controller was doing.
-const ACTION: &str = "Reconcile";
-/// Longest `reportingInstance` the API accepts.
-const MAX_REPORTING_INSTANCE: usize = 128;
-/// Where events about cluster-scoped objects go, as in client-go.
-const CLUSTER_SCOPED_EVENT_NAMESPACE: &str = "default";
-/// How often a transport failure is retried before the event is given up.
-const MAX_ATTEMPTS: u32 = 12;
-/// Pause between attempts, before jitter.
-const RETRY_INTERVAL: Duration = Duration::from_secs(10);
+/// How often the writer looks for due writes when nothing new arrives: the resolution of the
+/// one-write-per-second rule and of retries.
+const WRITER_TICK: Duration = Duration::from_millis(200);
 
 /// Event severity, as in `corev1.EventTypeNormal` / `corev1.EventTypeWarning`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum EventType {
     Normal,
     Warning,
@@ -57,54 +56,64 @@ impl EventType {
     }
 }
 
-/// One validated event, waiting for delivery.
-#[derive(Debug, Clone)]
-struct PendingEvent {
-    reporting_controller: Arc<str>,
-    regarding: Arc<ReconciledObject>,
-    event_type: EventType,
-    reason: String,
-    message: String,
-    annotations: BTreeMap<String, String>,
-    time: Timestamp,
-}
-
-/// Why an event was not queued.
+/// Why an event was not accepted.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum RecordError {
     /// The event itself is invalid.
     #[error(transparent)]
     Invalid(#[from] InvalidEvent),
-    /// The delivery queue is full; the event is counted and dropped.
-    #[error("event queue is full ({0} pending); event dropped")]
-    QueueFull(usize),
-    /// The recorder has shut down.
-    #[error("event recorder has shut down")]
-    Closed,
 }
 
-/// Recorder settings.
+/// Event recorder settings. The defaults are client-go's numbers.
 #[derive(Debug, Clone)]
 pub struct RecorderConfig {
-    queue_capacity: usize,
+    correlator: CorrelatorConfig,
+    api: EventsApi,
     host_name: String,
 }
 
 impl Default for RecorderConfig {
     fn default() -> Self {
         Self {
-            queue_capacity: 1000,
+            correlator: CorrelatorConfig::default(),
+            api: EventsApi::default(),
             host_name: default_host_name(),
         }
     }
 }
 
 impl RecorderConfig {
-    /// How many events may wait for delivery (default 1000). Past it, events are dropped and
-    /// counted, never waited on.
+    /// How many new Events may wait to be written (default 1000). Past it, new events are
+    /// dropped and counted (`outcome="dropped_queue_full"`); repeats of waiting ones still
+    /// count.
     #[must_use]
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
-        self.queue_capacity = capacity.max(1);
+        self.correlator.max_pending_creates = capacity.max(1);
+        self
+    }
+
+    /// Entries in each of the recorder's caches: series, aggregates and spam buckets
+    /// (default 4096). The least recently used entry goes first; what it had to write is
+    /// written.
+    #[must_use]
+    pub fn cache_size(mut self, entries: usize) -> Self {
+        self.correlator.cache_size = NonZeroUsize::new(entries).unwrap_or(NonZeroUsize::MIN);
+        self
+    }
+
+    /// The spam filter: new Event objects per (plugin, object, type), as a token bucket of
+    /// `burst` tokens with one back every `refill` (default 25 and 300 s).
+    #[must_use]
+    pub fn spam_filter(mut self, burst: u32, refill: Duration) -> Self {
+        self.correlator.spam_burst = burst;
+        self.correlator.spam_refill = refill;
+        self
+    }
+
+    /// Which Events API to write (default `events.k8s.io/v1`).
+    #[must_use]
+    pub fn events_api(mut self, api: EventsApi) -> Self {
+        self.api = api;
         self
     }
 
@@ -130,41 +139,73 @@ fn default_host_name() -> String {
         .unwrap_or_else(|| "wasm-reconciler".to_owned())
 }
 
-/// A handle that queues events for delivery. Cheap to clone.
+/// State shared by every [`Recorder`] handle and the writer task.
+struct Shared {
+    correlator: Mutex<Correlator>,
+    wake: Notify,
+    closing: AtomicBool,
+    metrics: Arc<Metrics>,
+}
+
+impl Shared {
+    fn correlator(&self) -> std::sync::MutexGuard<'_, Correlator> {
+        self.correlator
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// A handle that records events. Cheap to clone; recording never waits on the API server.
 #[derive(Clone)]
 pub(crate) struct Recorder {
-    queue: mpsc::Sender<PendingEvent>,
-    capacity: usize,
+    shared: Arc<Shared>,
 }
 
 impl Recorder {
-    /// Starts the delivery task and returns the handle plus the task to await on shutdown.
-    pub(crate) fn start(client: kube::Client, config: RecorderConfig) -> (Self, RecorderTask) {
-        let (queue, pending) = mpsc::channel(config.queue_capacity);
-        let task = tokio::spawn(deliver(client, pending, Arc::from(config.host_name)));
+    /// Starts the writer task and returns the handle plus the task to flush on shutdown.
+    pub(crate) fn start(
+        client: kube::Client,
+        config: RecorderConfig,
+        metrics: Arc<Metrics>,
+    ) -> (Self, RecorderTask) {
+        let shared = Arc::new(Shared {
+            correlator: Mutex::new(Correlator::new(config.correlator)),
+            wake: Notify::new(),
+            closing: AtomicBool::new(false),
+            metrics,
+        });
+        let writer = Writer::new(client, config.api, config.host_name);
+        let task = tokio::spawn(run_writer(shared.clone(), writer));
         (
             Self {
-                queue,
-                capacity: config.queue_capacity,
+                shared: shared.clone(),
             },
-            RecorderTask { task },
+            RecorderTask { shared, task },
         )
     }
 
-    /// Validates an event about `regarding` and queues it. Never waits.
+    /// Validates an event about `regarding` and takes it into account.
     pub(crate) fn record(
         &self,
-        reporting_controller: &Arc<str>,
+        plugin: &Arc<str>,
         regarding: &Arc<ReconciledObject>,
         event_type: EventType,
         reason: String,
         message: String,
         annotations: Vec<(String, String)>,
     ) -> Result<(), RecordError> {
-        validate::validate_reason(&reason)?;
-        let annotations = validate::validate_annotations(annotations)?;
-        let event = PendingEvent {
-            reporting_controller: reporting_controller.clone(),
+        let metrics = &self.shared.metrics;
+        let checked = validate::validate_reason(&reason)
+            .and_then(|()| validate::validate_annotations(annotations));
+        let annotations = match checked {
+            Ok(annotations) => annotations,
+            Err(invalid) => {
+                metrics.events(plugin, &reason, EventOutcome::invalid, 1);
+                return Err(invalid.into());
+            }
+        };
+        let occurrence = Occurrence {
+            plugin: plugin.clone(),
             regarding: regarding.clone(),
             event_type,
             reason,
@@ -172,160 +213,98 @@ impl Recorder {
             annotations,
             time: Timestamp::now(),
         };
-        self.queue.try_send(event).map_err(|e| match e {
-            mpsc::error::TrySendError::Full(_) => RecordError::QueueFull(self.capacity),
-            mpsc::error::TrySendError::Closed(_) => RecordError::Closed,
-        })
+        let reason = occurrence.reason.clone();
+        let observed = self.shared.correlator().observe(occurrence, Instant::now());
+        match observed {
+            Observed::New | Observed::Repeat => {}
+            Observed::Aggregated => metrics.events(plugin, &reason, EventOutcome::aggregated, 1),
+            Observed::Filtered => {
+                metrics.events(plugin, &reason, EventOutcome::filtered, 1);
+                tracing::debug!(%reason, "event filtered as spam");
+            }
+            Observed::QueueFull => {
+                metrics.events(plugin, &reason, EventOutcome::dropped_queue_full, 1);
+                tracing::warn!(%reason, "event queue full; event dropped");
+            }
+        }
+        if matches!(observed, Observed::New | Observed::Aggregated) {
+            self.shared.wake.notify_one();
+        }
+        Ok(())
     }
 }
 
-/// The delivery task. It ends once every [`Recorder`] is dropped and the queue is drained.
+/// The writer task. [`RecorderTask::flush`] stops it after writing what is pending.
 pub(crate) struct RecorderTask {
+    shared: Arc<Shared>,
     task: JoinHandle<()>,
 }
 
 impl RecorderTask {
-    /// Waits for the queue to drain, at most `grace`; what is left after it is dropped.
+    /// Writes everything pending, ignoring the one-write-per-second rule, and stops; gives up
+    /// after `grace`, counting what was left as dropped.
     pub(crate) async fn flush(self, grace: Duration) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        self.shared.wake.notify_one();
         let abort = self.task.abort_handle();
         if tokio::time::timeout(grace, self.task).await.is_err() {
-            tracing::warn!(?grace, "event queue not drained within the grace period");
+            tracing::warn!(?grace, "events not all written within the grace period");
             abort.abort();
         }
     }
 }
 
-async fn deliver(client: kube::Client, mut pending: mpsc::Receiver<PendingEvent>, host: Arc<str>) {
-    while let Some(event) = pending.recv().await {
-        let namespace = event
-            .regarding
-            .namespace
-            .clone()
-            .unwrap_or_else(|| CLUSTER_SCOPED_EVENT_NAMESPACE.to_owned());
-        let api: Api<Event> = Api::namespaced(client.clone(), &namespace);
-        let body = to_event(&event, &namespace, &host);
-        post_with_retries(&api, &body, &event).await;
-    }
-}
-
-async fn post_with_retries(api: &Api<Event>, body: &Event, event: &PendingEvent) {
-    for attempt in 1..=MAX_ATTEMPTS {
-        match api.create(&PostParams::default(), body).await {
-            Ok(_) => {
-                tracing::debug!(reason = %event.reason, object = %event.regarding.name, "event posted");
-                return;
-            }
-            // A 4xx will be answered the same way next time.
-            Err(kube::Error::Api(status)) if (400..500).contains(&status.code) => {
-                tracing::warn!(reason = %event.reason, object = %event.regarding.name, error = %status, "event refused by the API server; dropped");
-                return;
-            }
-            Err(error) if attempt < MAX_ATTEMPTS => {
-                tracing::warn!(attempt, %error, "event delivery failed; retrying");
-                tokio::time::sleep(with_jitter(RETRY_INTERVAL, attempt)).await;
-            }
-            Err(error) => {
-                tracing::error!(reason = %event.reason, object = %event.regarding.name, %error, "event dropped after {MAX_ATTEMPTS} attempts");
+async fn run_writer(shared: Arc<Shared>, writer: Writer) {
+    let mut tick = tokio::time::interval(WRITER_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let closing = shared.closing.load(Ordering::SeqCst);
+        let writes = shared.correlator().due_writes(Instant::now(), closing);
+        for write in &writes {
+            let result = writer.write(write).await;
+            let outcome = shared
+                .correlator()
+                .write_done(write, result, Instant::now());
+            let (plugin, reason) = (&write.first.plugin, &write.first.reason);
+            match outcome {
+                WriteOutcome::Created => {
+                    shared
+                        .metrics
+                        .events(plugin, reason, EventOutcome::created, 1)
+                }
+                WriteOutcome::Patched => {
+                    shared
+                        .metrics
+                        .events(plugin, reason, EventOutcome::patched, 1)
+                }
+                WriteOutcome::Retrying => {}
+                WriteOutcome::Dropped(lost) => {
+                    shared
+                        .metrics
+                        .events(plugin, reason, EventOutcome::dropped_delivery, lost);
+                    tracing::error!(event = %write.name, %reason, lost, "event writes given up");
+                }
             }
         }
-    }
-}
-
-/// Spreads retries so that many recorders failing together do not retry together.
-fn with_jitter(base: Duration, attempt: u32) -> Duration {
-    let nanos = Timestamp::now().subsec_nanosecond().unsigned_abs();
-    let spread = (u64::from(nanos) ^ u64::from(attempt).wrapping_mul(0x9e37_79b9)) % 1000;
-    base + Duration::from_millis(spread)
-}
-
-fn to_event(event: &PendingEvent, namespace: &str, host: &str) -> Event {
-    let regarding = &event.regarding;
-    let nanos = event.time.as_nanosecond();
-    Event {
-        metadata: ObjectMeta {
-            // client-go names events `<object>.<unix nanos in hex>`.
-            name: Some(format!("{}.{:x}", regarding.name, nanos)),
-            namespace: Some(namespace.to_owned()),
-            annotations: (!event.annotations.is_empty()).then(|| event.annotations.clone()),
-            ..ObjectMeta::default()
-        },
-        event_time: Some(MicroTime(event.time)),
-        action: Some(ACTION.to_owned()),
-        reason: Some(event.reason.clone()),
-        note: Some(event.message.clone()),
-        type_: Some(event.event_type.as_str().to_owned()),
-        regarding: Some(ObjectReference {
-            api_version: Some(regarding.api_version.clone()),
-            kind: Some(regarding.kind.clone()),
-            namespace: regarding.namespace.clone(),
-            name: Some(regarding.name.clone()),
-            uid: Some(regarding.uid.clone()),
-            resource_version: regarding.resource_version.clone(),
-            field_path: None,
-        }),
-        reporting_controller: Some(event.reporting_controller.to_string()),
-        reporting_instance: Some(reporting_instance(&event.reporting_controller, host)),
-        ..Event::default()
-    }
-}
-
-/// `<plugin>-<host>`, cut to what the API accepts.
-fn reporting_instance(plugin: &str, host: &str) -> String {
-    let mut instance = format!("{plugin}-{host}");
-    if instance.len() > MAX_REPORTING_INSTANCE {
-        let mut end = MAX_REPORTING_INSTANCE;
-        while !instance.is_char_boundary(end) {
-            end -= 1;
-        }
-        instance.truncate(end);
-    }
-    instance
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn object(namespace: Option<&str>) -> Arc<ReconciledObject> {
-        Arc::new(ReconciledObject {
-            api_version: "mygroup.example.com/v1alpha1".into(),
-            kind: "MyResource".into(),
-            namespace: namespace.map(str::to_owned),
-            name: "demo".into(),
-            uid: "1234".into(),
-            resource_version: Some("7".into()),
-        })
-    }
-
-    #[test]
-    fn event_is_about_the_reconciled_object_and_names_the_plugin() {
-        let pending = PendingEvent {
-            reporting_controller: Arc::from("myresource"),
-            regarding: object(Some("team-a")),
-            event_type: EventType::Normal,
-            reason: "Created".into(),
-            message: "Created deployment demo".into(),
-            annotations: BTreeMap::from([("example.com/k".into(), "v".into())]),
-            time: Timestamp::now(),
+        let (series, aggregates, spam, pending) = {
+            let correlator = shared.correlator();
+            let (series, aggregates, spam) = correlator.cache_sizes();
+            (series, aggregates, spam, correlator.has_pending())
         };
-        let event = to_event(&pending, "team-a", "host-1");
-        let regarding = event.regarding.expect("regarding is set");
-        assert_eq!(regarding.uid.as_deref(), Some("1234"));
-        assert_eq!(regarding.namespace.as_deref(), Some("team-a"));
-        assert_eq!(event.reporting_controller.as_deref(), Some("myresource"));
-        assert_eq!(
-            event.reporting_instance.as_deref(),
-            Some("myresource-host-1")
-        );
-        assert_eq!(event.type_.as_deref(), Some("Normal"));
-        assert_eq!(event.action.as_deref(), Some(ACTION));
-        assert!(event.metadata.name.is_some_and(|n| n.starts_with("demo.")));
-        assert_eq!(event.metadata.annotations.map(|a| a.len()), Some(1));
-    }
-
-    #[test]
-    fn reporting_instance_is_cut_to_128_bytes() {
-        let instance = reporting_instance("plugin", &"h".repeat(300));
-        assert_eq!(instance.len(), MAX_REPORTING_INSTANCE);
+        shared
+            .metrics
+            .event_caches(series, aggregates, spam, pending);
+        if closing && !pending {
+            return;
+        }
+        if closing && writes.is_empty() {
+            // Only retries are left, and they are not due yet: wait for them.
+            tick.tick().await;
+            continue;
+        }
+        tokio::select! {
+            () = shared.wake.notified() => {}
+            _ = tick.tick() => {}
+        }
     }
 }

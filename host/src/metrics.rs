@@ -1,0 +1,277 @@
+//! The host's Prometheus metrics: reconciles, plugin loading, and the event recorder.
+//!
+//! Label values that come from plugins (event reasons) are bounded: past
+//! [`MAX_REASON_LABELS`] distinct (plugin, reason) pairs, further reasons are counted under
+//! `reason="_other"`, so that a plugin cannot grow the host's memory through its metrics.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+use prometheus_client::encoding::{EncodeLabelSet, EncodeLabelValue};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Most distinct (plugin, reason) label pairs on event counters.
+pub(crate) const MAX_REASON_LABELS: usize = 1000;
+const OTHER_REASON: &str = "_other";
+
+/// How a reconcile ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(
+    non_camel_case_types,
+    reason = "label values are written as the variant names"
+)]
+pub(crate) enum ReconcileResult {
+    success,
+    transient_error,
+    terminal_error,
+    failed,
+}
+
+/// What happened to a recorded event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(
+    non_camel_case_types,
+    reason = "label values are written as the variant names"
+)]
+pub(crate) enum EventOutcome {
+    /// A new Event object was created.
+    created,
+    /// An existing Event's series was updated.
+    patched,
+    /// The spam filter dropped it.
+    filtered,
+    /// It was folded into a "(combined from similar events)" Event.
+    aggregated,
+    /// Dropped: the delivery queue was full.
+    dropped_queue_full,
+    /// Dropped: the API server refused it or could not be reached after all retries.
+    dropped_delivery,
+    /// Refused when recorded: invalid reason or annotations.
+    invalid,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ReconcileLabels {
+    plugin: String,
+    result: ReconcileResult,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct PluginLabels {
+    plugin: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct EventLabels {
+    plugin: String,
+    reason: String,
+    outcome: EventOutcome,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct CacheLabels {
+    cache: &'static str,
+}
+
+/// Every metric the host exports. Cheap to share: clone the `Arc`.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    reconciles: Family<ReconcileLabels, Counter>,
+    reconcile_seconds: Family<PluginLabels, Histogram>,
+    plugins_loaded: Gauge,
+    plugin_load_failures: Counter,
+    events: Family<EventLabels, Counter>,
+    event_caches: Family<CacheLabels, Gauge>,
+    event_pending: Gauge,
+    reasons_seen: Mutex<HashSet<(String, String)>>,
+}
+
+impl Metrics {
+    /// A fresh registry with every metric registered.
+    pub fn new() -> Arc<Self> {
+        let mut registry = Registry::with_prefix("wasm_reconciler");
+        let reconciles = Family::<ReconcileLabels, Counter>::default();
+        registry.register(
+            "reconciles",
+            "Reconciles by plugin and result",
+            reconciles.clone(),
+        );
+        let reconcile_seconds = Family::<PluginLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.000_1, 4.0, 10))
+        });
+        registry.register(
+            "reconcile_duration_seconds",
+            "Time of one reconcile, fresh instance and host calls included",
+            reconcile_seconds.clone(),
+        );
+        let plugins_loaded = Gauge::default();
+        registry.register(
+            "plugins_loaded",
+            "Plugins loaded and running",
+            plugins_loaded.clone(),
+        );
+        let plugin_load_failures = Counter::default();
+        registry.register(
+            "plugin_load_failures",
+            "Plugins that failed to load or start",
+            plugin_load_failures.clone(),
+        );
+        let events = Family::<EventLabels, Counter>::default();
+        registry.register(
+            "events",
+            "Events recorded by plugins, by what became of them",
+            events.clone(),
+        );
+        let event_caches = Family::<CacheLabels, Gauge>::default();
+        registry.register(
+            "event_cache_entries",
+            "Entries in the event recorder's bounded caches (series, aggregates, spam)",
+            event_caches.clone(),
+        );
+        let event_pending = Gauge::default();
+        registry.register(
+            "event_writes_pending",
+            "Whether the event recorder has writes waiting (1) or not (0)",
+            event_pending.clone(),
+        );
+        Arc::new(Self {
+            registry,
+            reconciles,
+            reconcile_seconds,
+            plugins_loaded,
+            plugin_load_failures,
+            events,
+            event_caches,
+            event_pending,
+            reasons_seen: Mutex::new(HashSet::new()),
+        })
+    }
+
+    /// The metrics in the Prometheus text format (OpenMetrics).
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+
+    pub(crate) fn reconciled(&self, plugin: &str, result: ReconcileResult, took: Duration) {
+        self.reconciles
+            .get_or_create(&ReconcileLabels {
+                plugin: plugin.to_owned(),
+                result,
+            })
+            .inc();
+        self.reconcile_seconds
+            .get_or_create(&PluginLabels {
+                plugin: plugin.to_owned(),
+            })
+            .observe(took.as_secs_f64());
+    }
+
+    pub(crate) fn plugins_loaded(&self, count: usize) {
+        self.plugins_loaded
+            .set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    pub(crate) fn plugin_load_failed(&self) {
+        self.plugin_load_failures.inc();
+    }
+
+    /// Counts `n` events of `plugin` with `reason` that ended as `outcome`.
+    pub(crate) fn events(&self, plugin: &str, reason: &str, outcome: EventOutcome, n: u32) {
+        let reason = self.bounded_reason(plugin, reason);
+        self.events
+            .get_or_create(&EventLabels {
+                plugin: plugin.to_owned(),
+                reason,
+                outcome,
+            })
+            .inc_by(u64::from(n));
+    }
+
+    pub(crate) fn event_caches(
+        &self,
+        series: usize,
+        aggregates: usize,
+        spam: usize,
+        pending: bool,
+    ) {
+        for (cache, size) in [
+            ("series", series),
+            ("aggregates", aggregates),
+            ("spam", spam),
+        ] {
+            self.event_caches
+                .get_or_create(&CacheLabels { cache })
+                .set(i64::try_from(size).unwrap_or(i64::MAX));
+        }
+        self.event_pending.set(i64::from(pending));
+    }
+
+    fn bounded_reason(&self, plugin: &str, reason: &str) -> String {
+        let mut seen = self
+            .reasons_seen
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let pair = (plugin.to_owned(), reason.to_owned());
+        if seen.contains(&pair) {
+            return pair.1;
+        }
+        if seen.len() < MAX_REASON_LABELS {
+            seen.insert(pair);
+            return reason.to_owned();
+        }
+        OTHER_REASON.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_appear_in_the_text_format() {
+        let metrics = Metrics::new();
+        metrics.events("myresource", "Created", EventOutcome::created, 2);
+        metrics.reconciled(
+            "myresource",
+            ReconcileResult::success,
+            Duration::from_millis(3),
+        );
+        let text = metrics.encode();
+        assert!(
+            text.contains(
+                r#"wasm_reconciler_events_total{plugin="myresource",reason="Created",outcome="created"} 2"#
+            ),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"wasm_reconciler_reconciles_total{plugin="myresource",result="success"} 1"#
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn reason_labels_are_bounded() {
+        let metrics = Metrics::new();
+        for i in 0..MAX_REASON_LABELS + 5 {
+            metrics.events("p", &format!("Reason{i}"), EventOutcome::created, 1);
+        }
+        let text = metrics.encode();
+        assert!(
+            text.contains(
+                r#"wasm_reconciler_events_total{plugin="p",reason="_other",outcome="created"} 5"#
+            ),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,802 @@
+//! Decides what each recorded event becomes, and which Event writes are due: the recorder's
+//! memory. Pure state driven by an explicit clock, so its timing rules are unit-tested.
+//!
+//! - **Series.** A repeat of an event (same plugin, object, type, reason and message) within
+//!   [`CorrelatorConfig::series_window`] of the last one raises the count of the existing
+//!   Event instead of creating another. The first two occurrences are written at once (create,
+//!   then a patch to count 2, as client-go does); after that a series is written at most once
+//!   per [`CorrelatorConfig::min_write_interval`], with the latest count, so a storm of any
+//!   size costs a few writes per second and ends with the exact count on the server.
+//! - **Aggregation.** When [`CorrelatorConfig::aggregate_distinct`] or more distinct messages
+//!   with the same plugin, object, type and reason arrive within
+//!   [`CorrelatorConfig::aggregate_window`], further ones fold into one Event whose message
+//!   starts with `(combined from similar events): ` (client-go's `EventAggregator`).
+//! - **Spam filter.** Creating a new Event object takes a token from a bucket per (plugin,
+//!   object, type): burst 25, one token back every 300 s (client-go's defaults). Repeats never
+//!   take tokens: they only raise a count, whose writes are already rate limited.
+//!
+//! The message is part of the series key on purpose: `kubectl describe` shows one row per
+//! Event, and a key without the message (as in client-go's `tools/events`) would show a
+//! changed message under the first one's text. Many distinct messages are bounded by
+//! aggregation instead.
+
+use std::collections::{BTreeMap, HashSet};
+use std::hash::Hash;
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::jiff::Timestamp;
+use lru::LruCache;
+
+use super::EventType;
+use crate::object::ReconciledObject;
+
+/// Prefix of the message of an aggregated event, as client-go writes it.
+pub(crate) const COMBINED_PREFIX: &str = "(combined from similar events): ";
+
+/// The correlator's numbers; the defaults are client-go's.
+#[derive(Debug, Clone)]
+pub(crate) struct CorrelatorConfig {
+    pub(crate) series_window: Duration,
+    pub(crate) min_write_interval: Duration,
+    pub(crate) aggregate_window: Duration,
+    pub(crate) aggregate_distinct: usize,
+    pub(crate) spam_burst: u32,
+    pub(crate) spam_refill: Duration,
+    pub(crate) cache_size: NonZeroUsize,
+    pub(crate) max_pending_creates: usize,
+    pub(crate) max_attempts: u32,
+    pub(crate) retry_interval: Duration,
+}
+
+impl Default for CorrelatorConfig {
+    fn default() -> Self {
+        Self {
+            series_window: Duration::from_secs(6 * 60),
+            min_write_interval: Duration::from_secs(1),
+            aggregate_window: Duration::from_secs(600),
+            aggregate_distinct: 10,
+            spam_burst: 25,
+            spam_refill: Duration::from_secs(300),
+            cache_size: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
+            max_pending_creates: 1000,
+            max_attempts: 12,
+            retry_interval: Duration::from_secs(10),
+        }
+    }
+}
+
+/// One validated event as the plugin recorded it.
+#[derive(Debug, Clone)]
+pub(crate) struct Occurrence {
+    pub(crate) plugin: Arc<str>,
+    pub(crate) regarding: Arc<ReconciledObject>,
+    pub(crate) event_type: EventType,
+    pub(crate) reason: String,
+    pub(crate) message: String,
+    pub(crate) annotations: BTreeMap<String, String>,
+    pub(crate) time: Timestamp,
+}
+
+/// What became of an occurrence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Observed {
+    /// It starts a new Event.
+    New,
+    /// It raised the count of an existing Event.
+    Repeat,
+    /// It starts a new Event that folds distinct messages together.
+    Aggregated,
+    /// The spam filter dropped it.
+    Filtered,
+    /// Too many new Events are waiting to be written; it was dropped.
+    QueueFull,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SeriesKey {
+    plugin: Arc<str>,
+    uid: String,
+    event_type: EventType,
+    reason: String,
+    /// The message, or [`COMBINED_PREFIX`] for the aggregate series.
+    note: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct AggregateKey {
+    plugin: Arc<str>,
+    uid: String,
+    event_type: EventType,
+    reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct SpamKey {
+    plugin: Arc<str>,
+    uid: String,
+    event_type: EventType,
+}
+
+/// One Event object and what the server knows of it.
+#[derive(Debug, Clone)]
+struct Series {
+    /// The first occurrence: what the Event object is about and says.
+    first: Occurrence,
+    /// The Event object's name (client-go's `<object>.<unix nanos in hex>`).
+    name: String,
+    count: u32,
+    last_time: Timestamp,
+    last_seen: Instant,
+    /// The count the server holds; 0 until the Event is created.
+    written_count: u32,
+    last_write: Option<Instant>,
+    failed_attempts: u32,
+    retry_at: Option<Instant>,
+}
+
+impl Series {
+    fn is_pending(&self) -> bool {
+        self.count > self.written_count
+    }
+
+    /// Whether a write is due at `now`: the first two at once, then one per interval.
+    fn is_due(&self, now: Instant, interval: Duration, flushing: bool) -> bool {
+        if !self.is_pending() {
+            return false;
+        }
+        if let Some(retry_at) = self.retry_at
+            && now < retry_at
+            && !flushing
+        {
+            return false;
+        }
+        flushing
+            || self.written_count <= 1
+            || self
+                .last_write
+                .is_none_or(|at| now.saturating_duration_since(at) >= interval)
+    }
+}
+
+/// A write to perform: a snapshot, so that the state can change while it is in flight.
+#[derive(Debug, Clone)]
+pub(crate) struct Write {
+    key: SeriesKey,
+    retired: bool,
+    pub(crate) create: bool,
+    pub(crate) name: String,
+    pub(crate) first: Occurrence,
+    pub(crate) note: String,
+    pub(crate) count: u32,
+    pub(crate) last_time: Timestamp,
+}
+
+/// How a write went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteResult {
+    /// The server has the count now.
+    Written,
+    /// A patch found no Event (it expired): create it again.
+    NotFound,
+    /// The server refused it (4xx): retrying would not help; the pending count is dropped.
+    Rejected,
+    /// The server could not be reached: retry later, up to the attempt limit.
+    Failed,
+}
+
+/// What a finished write means for the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriteOutcome {
+    Created,
+    Patched,
+    /// Will be retried.
+    Retrying,
+    /// Given up: this many occurrences never reached the server.
+    Dropped(u32),
+}
+
+#[derive(Debug)]
+struct TokenBucket {
+    tokens: f64,
+    updated: Instant,
+}
+
+#[derive(Debug)]
+struct Aggregate {
+    window_start: Instant,
+    messages: HashSet<String>,
+}
+
+/// The recorder's state. See the module docs for the rules.
+#[derive(Debug)]
+pub(crate) struct Correlator {
+    config: CorrelatorConfig,
+    series: LruCache<SeriesKey, Series>,
+    /// Series pushed out of `series` (expired or evicted) that still have counts to write.
+    retired: Vec<(SeriesKey, Series)>,
+    aggregates: LruCache<AggregateKey, Aggregate>,
+    buckets: LruCache<SpamKey, TokenBucket>,
+}
+
+impl Correlator {
+    pub(crate) fn new(config: CorrelatorConfig) -> Self {
+        Self {
+            series: LruCache::new(config.cache_size),
+            aggregates: LruCache::new(config.cache_size),
+            buckets: LruCache::new(config.cache_size),
+            retired: Vec::new(),
+            config,
+        }
+    }
+
+    /// Takes one occurrence into account.
+    pub(crate) fn observe(&mut self, occurrence: Occurrence, now: Instant) -> Observed {
+        let aggregated = self.aggregate(&occurrence, now);
+        let key = SeriesKey {
+            plugin: occurrence.plugin.clone(),
+            uid: occurrence.regarding.uid.clone(),
+            event_type: occurrence.event_type,
+            reason: occurrence.reason.clone(),
+            note: if aggregated {
+                COMBINED_PREFIX.to_owned()
+            } else {
+                occurrence.message.clone()
+            },
+        };
+
+        let window = self.config.series_window;
+        if let Some(series) = self.series.get_mut(&key) {
+            if now.saturating_duration_since(series.last_seen) < window {
+                series.count = series.count.saturating_add(1);
+                series.last_time = occurrence.time;
+                series.last_seen = now;
+                return Observed::Repeat;
+            }
+            // The series is over: a new Event starts; the old one keeps what it has to write.
+            if let Some(old) = self.series.pop(&key)
+                && old.is_pending()
+            {
+                self.retired.push((key.clone(), old));
+            }
+        }
+
+        if self.pending_creates() >= self.config.max_pending_creates {
+            return Observed::QueueFull;
+        }
+        if !self.take_token(&occurrence, now) {
+            return Observed::Filtered;
+        }
+        let mut first = occurrence;
+        if aggregated {
+            first.message = format!("{COMBINED_PREFIX}{}", first.message);
+        }
+        let series = Series {
+            name: format!("{}.{:x}", first.regarding.name, first.time.as_nanosecond()),
+            count: 1,
+            last_time: first.time,
+            last_seen: now,
+            written_count: 0,
+            last_write: None,
+            failed_attempts: 0,
+            retry_at: None,
+            first,
+        };
+        if let Some((evicted_key, evicted)) = self.series.push(key, series)
+            && evicted.is_pending()
+        {
+            self.retired.push((evicted_key, evicted));
+        }
+        if aggregated {
+            Observed::Aggregated
+        } else {
+            Observed::New
+        }
+    }
+
+    /// Whether this occurrence joins the aggregate of its (plugin, object, type, reason).
+    fn aggregate(&mut self, occurrence: &Occurrence, now: Instant) -> bool {
+        let key = AggregateKey {
+            plugin: occurrence.plugin.clone(),
+            uid: occurrence.regarding.uid.clone(),
+            event_type: occurrence.event_type,
+            reason: occurrence.reason.clone(),
+        };
+        let window = self.config.aggregate_window;
+        let limit = self.config.aggregate_distinct;
+        let aggregate = self.aggregates.get_or_insert_mut(key, || Aggregate {
+            window_start: now,
+            messages: HashSet::new(),
+        });
+        if now.saturating_duration_since(aggregate.window_start) >= window {
+            aggregate.window_start = now;
+            aggregate.messages.clear();
+        }
+        // Past the limit only the count matters: stop storing messages.
+        if aggregate.messages.len() < limit {
+            aggregate.messages.insert(occurrence.message.clone());
+        }
+        aggregate.messages.len() >= limit
+    }
+
+    fn take_token(&mut self, occurrence: &Occurrence, now: Instant) -> bool {
+        let key = SpamKey {
+            plugin: occurrence.plugin.clone(),
+            uid: occurrence.regarding.uid.clone(),
+            event_type: occurrence.event_type,
+        };
+        let burst = f64::from(self.config.spam_burst);
+        let refill = self.config.spam_refill.as_secs_f64();
+        let bucket = self.buckets.get_or_insert_mut(key, || TokenBucket {
+            tokens: burst,
+            updated: now,
+        });
+        let elapsed = now.saturating_duration_since(bucket.updated).as_secs_f64();
+        if refill > 0.0 {
+            bucket.tokens = (bucket.tokens + elapsed / refill).min(burst);
+        } else {
+            bucket.tokens = burst;
+        }
+        bucket.updated = now;
+        if bucket.tokens >= 1.0 {
+            bucket.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn pending_creates(&self) -> usize {
+        self.series
+            .iter()
+            .filter(|(_, series)| series.written_count == 0 && series.is_pending())
+            .count()
+    }
+
+    /// The writes due at `now`; with `flushing`, every pending one regardless of intervals.
+    pub(crate) fn due_writes(&mut self, now: Instant, flushing: bool) -> Vec<Write> {
+        let interval = self.config.min_write_interval;
+        let window = self.config.series_window;
+        // Forget finished series that have nothing left to write.
+        self.series.retain(|_, series| {
+            series.is_pending() || now.saturating_duration_since(series.last_seen) < window
+        });
+        let live = self
+            .series
+            .iter()
+            .filter(|(_, series)| series.is_due(now, interval, flushing))
+            .map(|(key, series)| write_of(key, series, false));
+        let retired = self
+            .retired
+            .iter()
+            .filter(|(_, series)| series.is_due(now, interval, true))
+            .map(|(key, series)| write_of(key, series, true));
+        live.chain(retired).collect()
+    }
+
+    /// Records how `write` went, and what that means.
+    pub(crate) fn write_done(
+        &mut self,
+        write: &Write,
+        result: WriteResult,
+        now: Instant,
+    ) -> WriteOutcome {
+        let config = &self.config;
+        let series = if write.retired {
+            self.retired
+                .iter_mut()
+                .find(|(key, series)| key == &write.key && series.name == write.name)
+                .map(|(_, series)| series)
+        } else {
+            self.series
+                .peek_mut(&write.key)
+                .filter(|series| series.name == write.name)
+        };
+        let Some(series) = series else {
+            return WriteOutcome::Retrying;
+        };
+        let outcome = match result {
+            WriteResult::Written => {
+                series.written_count = write.count;
+                series.last_write = Some(now);
+                series.failed_attempts = 0;
+                series.retry_at = None;
+                if write.create {
+                    WriteOutcome::Created
+                } else {
+                    WriteOutcome::Patched
+                }
+            }
+            WriteResult::NotFound => {
+                // Expired on the server: the next write creates it again, with the full count.
+                series.written_count = 0;
+                series.last_write = None;
+                WriteOutcome::Retrying
+            }
+            WriteResult::Failed if series.failed_attempts + 1 < config.max_attempts => {
+                series.failed_attempts += 1;
+                series.retry_at = Some(
+                    now + jittered(config.retry_interval, series.failed_attempts, &series.name),
+                );
+                WriteOutcome::Retrying
+            }
+            WriteResult::Failed | WriteResult::Rejected => {
+                let lost = series.count - series.written_count;
+                // Give up on what is pending, and keep counting from here.
+                series.written_count = series.count;
+                series.failed_attempts = 0;
+                series.retry_at = None;
+                WriteOutcome::Dropped(lost)
+            }
+        };
+        self.retired.retain(|(_, series)| series.is_pending());
+        outcome
+    }
+
+    /// Whether anything is waiting to be written.
+    pub(crate) fn has_pending(&self) -> bool {
+        !self.retired.is_empty() || self.series.iter().any(|(_, series)| series.is_pending())
+    }
+
+    /// Entries in the series, aggregation and spam caches.
+    pub(crate) fn cache_sizes(&self) -> (usize, usize, usize) {
+        (self.series.len(), self.aggregates.len(), self.buckets.len())
+    }
+}
+
+fn write_of(key: &SeriesKey, series: &Series, retired: bool) -> Write {
+    Write {
+        key: key.clone(),
+        retired,
+        create: series.written_count == 0,
+        name: series.name.clone(),
+        note: series.first.message.clone(),
+        first: series.first.clone(),
+        count: series.count,
+        last_time: series.last_time,
+    }
+}
+
+/// `base` plus up to a second, spread by attempt and Event so that retries do not align.
+fn jittered(base: Duration, attempt: u32, name: &str) -> Duration {
+    let seed = name.bytes().fold(
+        u64::from(attempt).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3),
+    );
+    base + Duration::from_millis(seed % 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(uid: &str) -> Arc<ReconciledObject> {
+        Arc::new(ReconciledObject {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some("default".into()),
+            name: format!("object-{uid}"),
+            uid: uid.into(),
+            resource_version: None,
+        })
+    }
+
+    fn occurrence(uid: &str, reason: &str, message: &str) -> Occurrence {
+        Occurrence {
+            plugin: Arc::from("plugin"),
+            regarding: object(uid),
+            event_type: EventType::Normal,
+            reason: reason.into(),
+            message: message.into(),
+            annotations: BTreeMap::new(),
+            time: Timestamp::now(),
+        }
+    }
+
+    /// Performs every due write successfully; returns them.
+    fn write_all(correlator: &mut Correlator, now: Instant) -> Vec<Write> {
+        let writes = correlator.due_writes(now, false);
+        for write in &writes {
+            correlator.write_done(write, WriteResult::Written, now);
+        }
+        writes
+    }
+
+    #[test]
+    fn a_storm_in_one_instant_costs_two_writes_and_ends_exact() {
+        let mut correlator = Correlator::new(CorrelatorConfig::default());
+        let start = Instant::now();
+        assert_eq!(
+            correlator.observe(occurrence("a", "Storm", "same"), start),
+            Observed::New
+        );
+        for _ in 1..10_000 {
+            assert_eq!(
+                correlator.observe(occurrence("a", "Storm", "same"), start),
+                Observed::Repeat
+            );
+        }
+        let writes = write_all(&mut correlator, start);
+        assert_eq!(writes.len(), 1);
+        assert!(writes[0].create);
+        assert_eq!(
+            writes[0].count, 10_000,
+            "the create carries the whole count"
+        );
+        assert!(!correlator.has_pending());
+    }
+
+    #[test]
+    fn a_long_storm_is_written_at_most_once_per_second_after_the_first_two() {
+        let mut correlator = Correlator::new(CorrelatorConfig::default());
+        let start = Instant::now();
+        let mut writes = 0;
+        // 10,000 identical events over 10 s, the writer looking every 200 ms.
+        for i in 0..10_000u64 {
+            let now = start + Duration::from_millis(i);
+            correlator.observe(occurrence("a", "Storm", "same"), now);
+            if i % 200 == 0 {
+                writes += write_all(&mut correlator, now).len();
+            }
+        }
+        let end = start + Duration::from_secs(11);
+        writes += write_all(&mut correlator, end).len();
+        assert!(writes <= 2 + 10 + 1, "{writes} writes");
+        assert!(!correlator.has_pending(), "the final count was written");
+        let last = correlator
+            .series
+            .iter()
+            .next()
+            .map(|(_, s)| s.written_count);
+        assert_eq!(last, Some(10_000));
+    }
+
+    #[test]
+    fn a_thousand_reconciles_recording_one_event_each_cost_one_write_per_second() {
+        let mut correlator = Correlator::new(CorrelatorConfig::default());
+        let start = Instant::now();
+        let mut writes = 0;
+        // One event every 10 ms for 10 s, as a thousand quick reconciles would record them.
+        for i in 0..1_000u64 {
+            let now = start + Duration::from_millis(i * 10);
+            correlator.observe(occurrence("a", "Reconciled", "same"), now);
+            writes += write_all(&mut correlator, now).len();
+        }
+        writes += write_all(&mut correlator, start + Duration::from_secs(11)).len();
+        assert!(writes <= 2 + 10 + 1, "{writes} writes");
+        assert!(!correlator.has_pending());
+    }
+
+    #[test]
+    fn the_second_occurrence_is_written_at_once() {
+        let mut correlator = Correlator::new(CorrelatorConfig::default());
+        let now = Instant::now();
+        correlator.observe(occurrence("a", "Seen", "m"), now);
+        assert!(write_all(&mut correlator, now)[0].create);
+        correlator.observe(occurrence("a", "Seen", "m"), now);
+        let second = write_all(&mut correlator, now);
+        assert_eq!(
+            (second.len(), second[0].create, second[0].count),
+            (1, false, 2)
+        );
+        correlator.observe(occurrence("a", "Seen", "m"), now);
+        assert!(
+            write_all(&mut correlator, now).is_empty(),
+            "the third waits for the interval"
+        );
+        assert_eq!(
+            write_all(&mut correlator, now + Duration::from_secs(1))[0].count,
+            3
+        );
+    }
+
+    #[test]
+    fn a_repeat_after_the_series_window_starts_a_new_event() {
+        let mut correlator = Correlator::new(CorrelatorConfig::default());
+        let start = Instant::now();
+        correlator.observe(occurrence("a", "Seen", "m"), start);
+        write_all(&mut correlator, start);
+        let later = start + Duration::from_secs(6 * 60 + 1);
+        assert_eq!(
+            correlator.observe(occurrence("a", "Seen", "m"), later),
+            Observed::New
+        );
+    }
+
+    #[test]
+    fn a_different_message_is_a_different_event() {
+        let mut correlator = Correlator::new(CorrelatorConfig::default());
+        let now = Instant::now();
+        assert_eq!(
+            correlator.observe(occurrence("a", "Updated", "x -> y"), now),
+            Observed::New
+        );
+        assert_eq!(
+            correlator.observe(occurrence("a", "Updated", "y -> z"), now),
+            Observed::New
+        );
+    }
+
+    #[test]
+    fn ten_distinct_messages_fold_into_a_combined_event() {
+        let mut correlator = Correlator::new(CorrelatorConfig::default());
+        let now = Instant::now();
+        let observed: Vec<_> = (0..12)
+            .map(|i| correlator.observe(occurrence("a", "Scaled", &format!("to {i}")), now))
+            .collect();
+        assert!(
+            observed[..9].iter().all(|o| *o == Observed::New),
+            "{observed:?}"
+        );
+        assert_eq!(observed[9], Observed::Aggregated);
+        assert_eq!(&observed[10..], [Observed::Repeat, Observed::Repeat]);
+        let writes = write_all(&mut correlator, now);
+        assert_eq!(writes.len(), 10);
+        let combined: Vec<_> = writes
+            .iter()
+            .filter(|w| w.note.starts_with(COMBINED_PREFIX))
+            .collect();
+        assert_eq!(combined.len(), 1);
+        assert_eq!(combined[0].note, format!("{COMBINED_PREFIX}to 9"));
+        assert_eq!(combined[0].count, 3);
+    }
+
+    #[test]
+    fn aggregation_starts_over_after_its_window() {
+        let mut correlator = Correlator::new(CorrelatorConfig::default());
+        let start = Instant::now();
+        for i in 0..9 {
+            correlator.observe(occurrence("a", "Scaled", &format!("to {i}")), start);
+        }
+        let later = start + Duration::from_secs(601);
+        assert_eq!(
+            correlator.observe(occurrence("a", "Scaled", "to 9"), later),
+            Observed::New
+        );
+    }
+
+    #[test]
+    fn the_spam_filter_allows_a_burst_of_25_new_events_then_one_per_300_seconds() {
+        let mut correlator = Correlator::new(CorrelatorConfig::default());
+        let now = Instant::now();
+        let observed: Vec<_> = (0..30)
+            .map(|i| correlator.observe(occurrence("a", &format!("Reason{i}"), "m"), now))
+            .collect();
+        assert_eq!(observed.iter().filter(|o| **o == Observed::New).count(), 25);
+        assert_eq!(
+            observed
+                .iter()
+                .filter(|o| **o == Observed::Filtered)
+                .count(),
+            5
+        );
+        // Repeats of admitted events are not spam.
+        assert_eq!(
+            correlator.observe(occurrence("a", "Reason0", "m"), now),
+            Observed::Repeat
+        );
+        // Another object has its own bucket.
+        assert_eq!(
+            correlator.observe(occurrence("b", "Reason99", "m"), now),
+            Observed::New
+        );
+        let refilled = now + Duration::from_secs(300);
+        assert_eq!(
+            correlator.observe(occurrence("a", "Late1", "m"), refilled),
+            Observed::New
+        );
+        assert_eq!(
+            correlator.observe(occurrence("a", "Late2", "m"), refilled),
+            Observed::Filtered
+        );
+    }
+
+    #[test]
+    fn an_expired_event_is_created_again_with_the_full_count() {
+        let mut correlator = Correlator::new(CorrelatorConfig::default());
+        let now = Instant::now();
+        correlator.observe(occurrence("a", "Seen", "m"), now);
+        write_all(&mut correlator, now);
+        correlator.observe(occurrence("a", "Seen", "m"), now);
+        let patch = correlator.due_writes(now, false);
+        assert!(!patch[0].create);
+        correlator.write_done(&patch[0], WriteResult::NotFound, now);
+        let again = correlator.due_writes(now, false);
+        assert_eq!((again[0].create, again[0].count), (true, 2));
+    }
+
+    #[test]
+    fn transport_failures_are_retried_twelve_times_then_counted_as_dropped() {
+        let mut correlator = Correlator::new(CorrelatorConfig::default());
+        let mut now = Instant::now();
+        correlator.observe(occurrence("a", "Seen", "m"), now);
+        let mut attempts = 0;
+        loop {
+            let writes = correlator.due_writes(now, false);
+            if let Some(write) = writes.first() {
+                attempts += 1;
+                match correlator.write_done(write, WriteResult::Failed, now) {
+                    WriteOutcome::Retrying => {}
+                    WriteOutcome::Dropped(lost) => {
+                        assert_eq!(lost, 1);
+                        break;
+                    }
+                    other => panic!("unexpected {other:?}"),
+                }
+            }
+            assert!(attempts <= 12, "more than 12 attempts");
+            now += Duration::from_secs(1);
+        }
+        assert_eq!(attempts, 12);
+        assert!(!correlator.has_pending());
+    }
+
+    #[test]
+    fn retries_wait_about_ten_seconds() {
+        let mut correlator = Correlator::new(CorrelatorConfig::default());
+        let now = Instant::now();
+        correlator.observe(occurrence("a", "Seen", "m"), now);
+        let write = correlator.due_writes(now, false).remove(0);
+        correlator.write_done(&write, WriteResult::Failed, now);
+        assert!(
+            correlator
+                .due_writes(now + Duration::from_secs(9), false)
+                .is_empty()
+        );
+        assert_eq!(
+            correlator
+                .due_writes(now + Duration::from_secs(11), false)
+                .len(),
+            1
+        );
+    }
+
+    #[test]
+    fn an_evicted_series_still_writes_what_it_owes() {
+        let config = CorrelatorConfig {
+            cache_size: NonZeroUsize::new(2).unwrap_or(NonZeroUsize::MIN),
+            ..CorrelatorConfig::default()
+        };
+        let mut correlator = Correlator::new(config);
+        let now = Instant::now();
+        for uid in ["a", "b", "c"] {
+            correlator.observe(occurrence(uid, "Seen", "m"), now);
+        }
+        assert_eq!(correlator.cache_sizes().0, 2, "the cache stays bounded");
+        let writes = write_all(&mut correlator, now);
+        assert_eq!(writes.len(), 3, "the evicted one is written too");
+        assert!(!correlator.has_pending());
+    }
+
+    #[test]
+    fn new_events_past_the_queue_bound_are_dropped() {
+        let config = CorrelatorConfig {
+            max_pending_creates: 2,
+            ..CorrelatorConfig::default()
+        };
+        let mut correlator = Correlator::new(config);
+        let now = Instant::now();
+        assert_eq!(
+            correlator.observe(occurrence("a", "One", "m"), now),
+            Observed::New
+        );
+        assert_eq!(
+            correlator.observe(occurrence("a", "Two", "m"), now),
+            Observed::New
+        );
+        assert_eq!(
+            correlator.observe(occurrence("a", "Three", "m"), now),
+            Observed::QueueFull
+        );
+        assert_eq!(
+            correlator.observe(occurrence("a", "One", "m"), now),
+            Observed::Repeat
+        );
+        write_all(&mut correlator, now);
+        assert_eq!(
+            correlator.observe(occurrence("a", "Three", "m"), now),
+            Observed::New
+        );
+    }
+}

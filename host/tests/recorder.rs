@@ -1,0 +1,255 @@
+//! The event recorder on a real API server, driven by the `event-storm` fixture plugin:
+//! series with exact counts, bounded writes, aggregation, the spam filter, expired Events,
+//! and the core/v1 mode.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent};
+use k8s_openapi::api::events::v1::Event;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use testenv::TestEnv;
+use wasm_reconciler::{EventsApi, Host, RecorderConfig};
+
+use crate::util::{RunningHost, built_plugin, eventually, kubectl, metric, plugins_dir};
+
+const NAMESPACE: &str = "default";
+
+/// A control plane with the event-storm plugin running on it.
+struct Storm {
+    env: TestEnv,
+    host: Option<RunningHost>,
+    metrics: std::sync::Arc<wasm_reconciler::Metrics>,
+    _plugins: tempfile::TempDir,
+}
+
+impl Storm {
+    async fn start(recorder: RecorderConfig) -> Self {
+        let env = TestEnv::start().await.expect("control plane starts");
+        let plugins = plugins_dir(&[&built_plugin("event_storm")]);
+        let host = Host::new(plugins.path()).recorder(recorder);
+        let metrics = host.metrics();
+        let host = RunningHost::start(host, env.client());
+        Self {
+            env,
+            host: Some(host),
+            metrics,
+            _plugins: plugins,
+        }
+    }
+
+    /// Stops the host (flushing its events) and checks that it ran cleanly.
+    async fn stop_host(&mut self) {
+        if let Some(host) = self.host.take() {
+            host.stop().await.expect("host ran and stopped cleanly");
+        }
+    }
+
+    fn config_maps(&self) -> Api<ConfigMap> {
+        Api::namespaced(self.env.client(), NAMESPACE)
+    }
+
+    /// Creates a ConfigMap asking the plugin for events; returns its uid.
+    async fn ask(&self, name: &str, settings: &[(&str, &str)]) -> String {
+        let data: BTreeMap<String, String> = settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        let mut config_map = ConfigMap::default();
+        config_map.metadata.name = Some(name.to_owned());
+        config_map.data = Some(data);
+        let created = self
+            .config_maps()
+            .create(&PostParams::default(), &config_map)
+            .await
+            .expect("create ConfigMap");
+        created.metadata.uid.expect("uid")
+    }
+
+    async fn events_about(&self, uid: &str) -> Vec<Event> {
+        let events: Api<Event> = Api::namespaced(self.env.client(), NAMESPACE);
+        events
+            .list(&ListParams::default())
+            .await
+            .expect("list events")
+            .items
+            .into_iter()
+            .filter(|event| event.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid))
+            .collect()
+    }
+
+    fn writes(&self, reason: &str) -> (f64, f64) {
+        let text = self.metrics.encode();
+        let count = |outcome: &str| {
+            metric(
+                &text,
+                &format!(
+                    r#"wasm_reconciler_events_total{{plugin="event-storm",reason="{reason}",outcome="{outcome}"}}"#
+                ),
+            )
+        };
+        (count("created"), count("patched"))
+    }
+}
+
+fn series_count(event: &Event) -> i32 {
+    event.series.as_ref().map_or(1, |series| series.count)
+}
+
+#[tokio::test]
+async fn ten_thousand_identical_events_are_one_event_with_the_exact_count() {
+    let mut storm = Storm::start(RecorderConfig::default()).await;
+    let uid = storm.ask("storm", &[("events", "10000")]).await;
+
+    let event = eventually("one Event counting 10000", || async {
+        let events = storm.events_about(&uid).await;
+        (events.len() == 1 && series_count(&events[0]) == 10_000).then(|| events[0].clone())
+    })
+    .await;
+    assert_eq!(event.reason.as_deref(), Some("Storm"));
+    assert_eq!(event.reporting_controller.as_deref(), Some("event-storm"));
+
+    let describe = kubectl(
+        &storm.env,
+        &["describe", "configmap", "storm", "-n", NAMESPACE],
+    )
+    .await;
+    assert!(describe.contains("(x10000 over"), "{describe}");
+
+    // One reconcile of 10,000 events: one create, and at most one patch per second after the
+    // first; the whole storm takes well under three seconds here.
+    let (created, patched) = storm.writes("Storm");
+    assert_eq!(created, 1.0);
+    assert!(patched <= 4.0, "{patched} patches for one storm");
+
+    storm.stop_host().await;
+    let events = storm.events_about(&uid).await;
+    assert_eq!(events.len(), 1);
+    assert_eq!(
+        series_count(&events[0]),
+        10_000,
+        "nothing lost or added at shutdown"
+    );
+}
+
+#[tokio::test]
+async fn ten_distinct_messages_fold_into_one_combined_event() {
+    let mut storm = Storm::start(RecorderConfig::default()).await;
+    let uid = storm
+        .ask(
+            "scaled",
+            &[
+                ("events", "12"),
+                ("reason", "Scaled"),
+                ("distinct-messages", "true"),
+            ],
+        )
+        .await;
+    let events = eventually("nine events and a combined one counting 3", || async {
+        let events = storm.events_about(&uid).await;
+        let combined = events.iter().find(|e| {
+            e.note
+                .as_deref()
+                .is_some_and(|note| note.starts_with("(combined from similar events): "))
+        })?;
+        (events.len() == 10 && series_count(combined) == 3).then_some(events)
+    })
+    .await;
+    let singles = events.iter().filter(|e| e.series.is_none()).count();
+    assert_eq!(singles, 9);
+    storm.stop_host().await;
+}
+
+#[tokio::test]
+async fn the_spam_filter_caps_new_events_per_object_and_counts_the_rest() {
+    let mut storm = Storm::start(RecorderConfig::default()).await;
+    let uid = storm
+        .ask(
+            "spammy",
+            &[
+                ("events", "30"),
+                ("reason", "Spam"),
+                ("distinct-reasons", "true"),
+            ],
+        )
+        .await;
+    eventually("25 events", || async {
+        (storm.events_about(&uid).await.len() == 25).then_some(())
+    })
+    .await;
+    let text = storm.metrics.encode();
+    let filtered: f64 = (0..30)
+        .map(|i| {
+            metric(
+                &text,
+                &format!(r#"wasm_reconciler_events_total{{plugin="event-storm",reason="Spam{i}",outcome="filtered"}}"#),
+            )
+        })
+        .sum();
+    assert_eq!(filtered, 5.0, "{text}");
+    storm.stop_host().await;
+}
+
+#[tokio::test]
+async fn a_deleted_event_is_created_again_with_the_full_count() {
+    let mut storm = Storm::start(RecorderConfig::default()).await;
+    let uid = storm.ask("expiring", &[("events", "2")]).await;
+    let first = eventually("an Event counting 2", || async {
+        let events = storm.events_about(&uid).await;
+        (events.len() == 1 && series_count(&events[0]) == 2).then(|| events[0].clone())
+    })
+    .await;
+    let name = first.metadata.name.clone().expect("event name");
+    let events: Api<Event> = Api::namespaced(storm.env.client(), NAMESPACE);
+    events
+        .delete(&name, &DeleteParams::default())
+        .await
+        .expect("delete the Event");
+
+    // Another reconcile records the same event once more: the patch finds nothing (404), and
+    // the recorder creates the Event again with everything it counted.
+    storm
+        .config_maps()
+        .patch(
+            "expiring",
+            &PatchParams::default(),
+            &Patch::Merge(serde_json::json!({"data": {"events": "1"}})),
+        )
+        .await
+        .expect("change the ConfigMap");
+    let again = eventually("the Event created again counting 3", || async {
+        let events = storm.events_about(&uid).await;
+        (events.len() == 1 && series_count(&events[0]) == 3).then(|| events[0].clone())
+    })
+    .await;
+    assert_eq!(again.metadata.name.as_deref(), Some(name.as_str()));
+    storm.stop_host().await;
+}
+
+#[tokio::test]
+async fn core_v1_mode_writes_count_and_timestamps() {
+    let mut storm = Storm::start(RecorderConfig::default().events_api(EventsApi::CoreV1)).await;
+    let uid = storm
+        .ask(
+            "legacy",
+            &[("events", "5"), ("type", "Warning"), ("reason", "Legacy")],
+        )
+        .await;
+    let events: Api<CoreEvent> = Api::namespaced(storm.env.client(), NAMESPACE);
+    let event = eventually("a core/v1 Event counting 5", || async {
+        let list = events
+            .list(&ListParams::default())
+            .await
+            .expect("list events");
+        list.items
+            .into_iter()
+            .find(|e| e.involved_object.uid.as_deref() == Some(uid.as_str()) && e.count == Some(5))
+    })
+    .await;
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert_eq!(
+        event.source.and_then(|s| s.component).as_deref(),
+        Some("event-storm")
+    );
+    assert!(event.first_timestamp.is_some() && event.last_timestamp.is_some());
+    storm.stop_host().await;
+}
