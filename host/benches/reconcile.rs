@@ -134,6 +134,7 @@ fn reconcile(c: &mut Criterion) {
     let object: DynamicObject = serde_json::from_value(my_resource()).expect("MyResource");
     runtime
         .block_on(harness.reconcile(&object))
+        .expect("the call completes")
         .expect("steady-state reconcile succeeds");
 
     let mut group = c.benchmark_group("reconcile_steady_state");
@@ -144,7 +145,11 @@ fn reconcile(c: &mut Criterion) {
     });
     group.bench_function("wasm_fresh_instance", |b| {
         b.to_async(&runtime).iter(|| async {
-            harness.reconcile(&object).await.expect("reconcile");
+            harness
+                .reconcile(&object)
+                .await
+                .expect("call")
+                .expect("reconcile");
         });
     });
     // What the host's client does on the plugin's behalf in that reconcile, without Wasm.

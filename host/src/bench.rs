@@ -1,4 +1,5 @@
-//! Entry points for the benchmarks in `host/benches/`: not a stable API.
+//! Entry points for the benchmarks in `host/benches/` and the isolation tests: not a stable
+//! API.
 //!
 //! Benchmarks need to run one reconcile without discovery or a controller around it; this
 //! module wires a loaded plugin to a given client with the kinds taken as declared.
@@ -11,7 +12,9 @@ use kube::api::{ApiResource, DynamicObject};
 use crate::client::ScopedClient;
 use crate::kinds::{DeclaredKinds, ResolvedKind};
 use crate::object::ReconciledObject;
-use crate::plugin::{self, CallScope, LoadError, Outcome, Plugin, Sandbox, SandboxConfig};
+use crate::plugin::{
+    self, CallError, CallScope, LoadError, Outcome, Plugin, Sandbox, SandboxConfig,
+};
 use crate::recorder::{Recorder, RecorderConfig, RecorderTask};
 
 /// One loaded plugin, ready to reconcile objects against `client`.
@@ -30,7 +33,20 @@ impl ReconcileHarness {
     ///
     /// Fails as [`crate::LoadError`] says.
     pub async fn load(path: &Path, client: kube::Client) -> Result<Self, LoadError> {
-        let sandbox = Sandbox::new(SandboxConfig::default()).map_err(|source| LoadError::Link {
+        Self::load_with(path, client, SandboxConfig::default()).await
+    }
+
+    /// Like [`ReconcileHarness::load`], with the given limits.
+    ///
+    /// # Errors
+    ///
+    /// Fails as [`crate::LoadError`] says.
+    pub async fn load_with(
+        path: &Path,
+        client: kube::Client,
+        sandbox: SandboxConfig,
+    ) -> Result<Self, LoadError> {
+        let sandbox = Sandbox::new(sandbox).map_err(|source| LoadError::Link {
             path: path.to_owned(),
             source,
         })?;
@@ -69,22 +85,23 @@ impl ReconcileHarness {
     /// # Errors
     ///
     /// Why the call failed, as text.
-    pub async fn metadata_call(&self) -> Result<(), String> {
-        self.plugin
-            .call_metadata()
-            .await
-            .map(drop)
-            .map_err(|error| error.to_string())
+    pub async fn metadata_call(&self) -> Result<(), CallError> {
+        self.plugin.call_metadata().await.map(drop)
     }
 
-    /// Runs one reconcile of `object` in a fresh instance.
+    /// Runs one reconcile of `object` in a fresh instance. The inner result is the plugin's
+    /// own (its error message); the outer one says whether the call itself completed.
     ///
     /// # Errors
     ///
-    /// Returns the plugin's error, or why the call failed, as text.
-    pub async fn reconcile(&self, object: &DynamicObject) -> Result<(), String> {
+    /// Why the call failed: a trap, or a CPU, memory or time limit.
+    ///
+    /// # Panics
+    ///
+    /// If `object` has no name or uid, or cannot be serialized: the caller's mistake.
+    pub async fn reconcile(&self, object: &DynamicObject) -> Result<Result<(), String>, CallError> {
         let reconciled = ReconciledObject::from_dynamic(object, &self.kinds.reconciles.resource)
-            .ok_or("object has no name or uid")?;
+            .expect("the object has a name and a uid");
         let reconciled = Arc::new(reconciled);
         let scope = CallScope {
             object: reconciled.clone(),
@@ -96,11 +113,10 @@ impl ReconcileHarness {
             ),
             recorder: self.recorder.clone(),
         };
-        let json = serde_json::to_string(object).map_err(|e| e.to_string())?;
-        match self.plugin.reconcile(scope, json).await {
-            Ok(Outcome::Done { .. }) => Ok(()),
-            Ok(Outcome::Transient(message) | Outcome::Terminal(message)) => Err(message),
-            Err(error) => Err(error.to_string()),
-        }
+        let json = serde_json::to_string(object).expect("the object serializes");
+        Ok(match self.plugin.reconcile(scope, json).await? {
+            Outcome::Done { .. } => Ok(()),
+            Outcome::Transient(message) | Outcome::Terminal(message) => Err(message),
+        })
     }
 }

@@ -5,7 +5,9 @@
 //! - `util`: finding built plugins, running the host in-process, polling the API server.
 //! - `walking_skeleton`: the example plugin end to end, as a user sees it in `kubectl describe`.
 //! - `recorder`: the event recorder's series, aggregation, spam filter and API modes.
+//! - `isolation`: hostile plugins fail alone, each with the right error.
 
+mod isolation;
 mod recorder;
 mod util;
 mod walking_skeleton;

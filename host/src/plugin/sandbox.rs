@@ -99,10 +99,10 @@ pub(crate) struct Sandbox {
 }
 
 impl Sandbox {
-    /// Builds the engine. Must be called inside a Tokio runtime (it starts the epoch ticker).
+    /// Builds the engine and starts its epoch ticker thread.
     pub(crate) fn new(config: SandboxConfig) -> wasmtime::Result<Self> {
         let engine = Engine::new(&engine_config(&config))?;
-        spawn_epoch_ticker(&engine);
+        spawn_epoch_ticker(&engine)?;
         let permits = usize::try_from(config.max_instances).unwrap_or(usize::MAX);
         Ok(Self {
             engine,
@@ -136,17 +136,20 @@ fn engine_config(sandbox: &SandboxConfig) -> Config {
 }
 
 /// Advances the engine's epoch every [`EPOCH_TICK`] for as long as the engine lives.
-fn spawn_epoch_ticker(engine: &Engine) {
+///
+/// A thread of its own, not a task: spinning guests occupy the async runtime's workers until
+/// an epoch passes, so a ticker on those workers could be starved by the very guests it is
+/// there to stop.
+fn spawn_epoch_ticker(engine: &Engine) -> wasmtime::Result<()> {
     let weak = engine.weak();
-    tokio::spawn(async move {
-        let mut interval = tokio::time::interval(EPOCH_TICK);
-        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        loop {
-            interval.tick().await;
-            match weak.upgrade() {
-                Some(engine) => engine.increment_epoch(),
-                None => break,
+    std::thread::Builder::new()
+        .name("wasm-epoch-ticker".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                std::thread::sleep(EPOCH_TICK);
             }
-        }
-    });
+        })?;
+    Ok(())
 }
