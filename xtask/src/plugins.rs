@@ -74,7 +74,7 @@ pub(crate) fn ensure_target(sh: &Shell) -> anyhow::Result<()> {
 const PLUGIN_DIRS: [&str; 2] = ["plugins", "test-plugins"];
 
 /// The package names of the plugin crates (each directory's name).
-fn plugin_crates() -> anyhow::Result<Vec<String>> {
+pub(crate) fn plugin_crates() -> anyhow::Result<Vec<String>> {
     let mut names = Vec::new();
     for dir in PLUGIN_DIRS.map(|dir| project_root().join(dir)) {
         for entry in

@@ -29,11 +29,12 @@ impl crate::flags::Test {
 
         step("clippy");
         cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
-        cmd!(
-            sh,
-            "cargo clippy --target wasm32-wasip2 -p wasm-reconciler-sdk -p myresource -p event-storm -- -D warnings"
-        )
-        .run()?;
+        // The SDK and the plugins as they ship: compiled for wasm32-wasip2.
+        let packages: Vec<String> = std::iter::once("wasm-reconciler-sdk".to_owned())
+            .chain(plugins::plugin_crates()?)
+            .flat_map(|name| ["-p".to_owned(), name])
+            .collect();
+        cmd!(sh, "cargo clippy --target wasm32-wasip2 {packages...} -- -D warnings").run()?;
 
         step("tests");
         let _assets = sh.push_env("KUBEBUILDER_ASSETS", &assets);
