@@ -132,6 +132,74 @@ async fn ten_thousand_identical_events_are_one_event_with_the_exact_count() {
 }
 
 #[tokio::test]
+async fn a_thousand_reconciles_recording_one_event_each_stay_one_event_with_few_writes() {
+    let mut storm = Storm::start(RecorderConfig::default()).await;
+    let uid = storm
+        .ask("ticking", &[("events", "1"), ("tick", "0")])
+        .await;
+    eventually("the first event", || async {
+        (storm.events_about(&uid).await.len() == 1).then_some(())
+    })
+    .await;
+    // The plugin reconciles every ConfigMap, including the API server's own in kube-system:
+    // count from when each has been reconciled once, so that from there only ours count.
+    let all: Api<ConfigMap> = Api::all(storm.env.client());
+    let existing = all
+        .list(&ListParams::default())
+        .await
+        .expect("list ConfigMaps")
+        .items
+        .len();
+    let reconciles_before = eventually("every ConfigMap reconciled once", || async {
+        let done = metric(
+            &storm.metrics.encode(),
+            r#"wasm_reconciler_reconciles_total{plugin="event-storm",result="success"}"#,
+        );
+        #[allow(clippy::cast_precision_loss, reason = "a handful of ConfigMaps")]
+        (done >= existing as f64).then_some(done)
+    })
+    .await;
+    let started = std::time::Instant::now();
+    // Every change to the ConfigMap is a reconcile recording one identical event (changes that
+    // arrive while a reconcile runs are coalesced into one more, as in any controller).
+    for tick in 1..=1000 {
+        storm
+            .config_maps()
+            .patch(
+                "ticking",
+                &PatchParams::default(),
+                &Patch::Merge(serde_json::json!({"data": {"tick": tick.to_string()}})),
+            )
+            .await
+            .expect("change the ConfigMap");
+    }
+    storm.stop_host().await;
+    let elapsed = started.elapsed().as_secs_f64();
+
+    let text = storm.metrics.encode();
+    let reconciles =
+        1.0 + metric(
+            &text,
+            r#"wasm_reconciler_reconciles_total{plugin="event-storm",result="success"}"#,
+        ) - reconciles_before;
+    assert!(reconciles > 100.0, "only {reconciles} reconciles");
+    let events = storm.events_about(&uid).await;
+    assert_eq!(events.len(), 1, "{events:#?}");
+    assert_eq!(
+        f64::from(series_count(&events[0])),
+        reconciles,
+        "one count per reconcile, none lost"
+    );
+    let (created, patched) = storm.writes("Storm");
+    assert_eq!(created, 1.0);
+    // The first two writes at once, then at most one per second, and the final flush.
+    assert!(
+        patched <= 1.0 + elapsed.ceil() + 1.0,
+        "{patched} patches over {elapsed:.1} s for {reconciles} reconciles"
+    );
+}
+
+#[tokio::test]
 async fn ten_distinct_messages_fold_into_one_combined_event() {
     let mut storm = Storm::start(RecorderConfig::default()).await;
     let uid = storm
