@@ -1,5 +1,6 @@
 //! Command-line arguments, parsed raw and then turned into a validated [`Host`].
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -73,6 +74,14 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 300, value_name = "SECS")]
     pub event_spam_refill_secs: u64,
 
+    /// Where to serve `/healthz` and `/readyz` (for the kubelet's probes).
+    #[arg(long, default_value = "0.0.0.0:8081", value_name = "ADDR")]
+    pub health_addr: SocketAddr,
+
+    /// Where to serve `/metrics` (Prometheus text format).
+    #[arg(long, default_value = "0.0.0.0:8080", value_name = "ADDR")]
+    pub metrics_addr: SocketAddr,
+
     /// How long shutdown waits for reconciles and queued events, in seconds.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub shutdown_grace_secs: u64,
@@ -99,6 +108,8 @@ impl RunArgs {
                     ),
             )
             .shutdown_grace(Duration::from_secs(self.shutdown_grace_secs))
+            .health_addr(self.health_addr)
+            .metrics_addr(self.metrics_addr)
     }
 }
 

@@ -66,7 +66,7 @@ impl DeclaredKinds {
 
 /// A declared kind could not be resolved.
 #[derive(Debug, thiserror::Error)]
-#[error("kind {group}/{version}/{kind} is not served by the API server")]
+#[error("could not resolve kind {group}/{version}/{kind} through API discovery")]
 pub(crate) struct ResolveError {
     group: String,
     version: String,

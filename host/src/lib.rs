@@ -19,6 +19,7 @@ pub mod bench;
 mod cli;
 mod client;
 mod controller;
+mod health;
 mod kinds;
 mod manager;
 mod metrics;

@@ -1,15 +1,19 @@
 //! The host's lifecycle: load every plugin in the plugins directory, resolve its kinds, run
 //! one controller per plugin, and on shutdown let reconciles finish and flush events.
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::FutureExt;
 use futures::future::{BoxFuture, Shared};
+use tokio::net::TcpListener;
+use tokio::sync::{oneshot, watch};
 use tokio::task::JoinSet;
 
 use crate::controller::PluginController;
+use crate::health;
 use crate::kinds::DeclaredKinds;
 use crate::metrics::Metrics;
 use crate::plugin::{self, LoadError, Plugin, Sandbox, SandboxConfig};
@@ -23,6 +27,15 @@ pub enum HostError {
     PluginsDir {
         /// The directory.
         path: PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A health or metrics address could not be bound.
+    #[error("failed to listen on {address}")]
+    Listen {
+        /// The address.
+        address: SocketAddr,
         /// The I/O error.
         #[source]
         source: std::io::Error,
@@ -48,6 +61,8 @@ pub struct Host {
     recorder: RecorderConfig,
     shutdown_grace: Duration,
     metrics: Arc<Metrics>,
+    health_addr: Option<SocketAddr>,
+    metrics_addr: Option<SocketAddr>,
 }
 
 impl Host {
@@ -59,7 +74,23 @@ impl Host {
             recorder: RecorderConfig::default(),
             shutdown_grace: Duration::from_secs(10),
             metrics: Metrics::new(),
+            health_addr: None,
+            metrics_addr: None,
         }
+    }
+
+    /// Serve `/healthz` and `/readyz` (and `/metrics`) on this address (default: none).
+    #[must_use]
+    pub fn health_addr(mut self, address: SocketAddr) -> Self {
+        self.health_addr = Some(address);
+        self
+    }
+
+    /// Serve `/metrics` (and `/healthz`, `/readyz`) on this address (default: none).
+    #[must_use]
+    pub fn metrics_addr(mut self, address: SocketAddr) -> Self {
+        self.metrics_addr = Some(address);
+        self
     }
 
     /// The host's metrics, for serving or inspecting; they fill in once [`Host::run`] runs.
@@ -102,6 +133,24 @@ impl Host {
         client: kube::Client,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), HostError> {
+        // Probes answer from the start: live at once, ready once every cache is synced.
+        let (ready, readiness) = watch::channel(false);
+        let ready = Arc::new(ready);
+        let (stop_serving, serving_stopped) = watch::channel(false);
+        let mut servers = JoinSet::new();
+        for listener in self.listeners().await? {
+            let metrics = self.metrics.clone();
+            let mut stopped = serving_stopped.clone();
+            servers.spawn(health::serve(
+                listener,
+                readiness.clone(),
+                Arc::new(move || metrics.encode()),
+                async move {
+                    let _ = stopped.wait_for(|stop| *stop).await;
+                },
+            ));
+        }
+
         let sandbox = Sandbox::new(self.sandbox.clone()).map_err(HostError::Engine)?;
         let linker = plugin::linker(&sandbox).map_err(HostError::Engine)?;
         let paths = plugin_files(&self.plugins_dir).await?;
@@ -152,6 +201,7 @@ impl Host {
             Recorder::start(client.clone(), self.recorder.clone(), self.metrics.clone());
         let shutdown: Shared<BoxFuture<'static, ()>> = shutdown.boxed().shared();
         let mut controllers = JoinSet::new();
+        let mut synced = Vec::new();
         for (plugin, kinds) in loaded {
             let controller = PluginController::new(
                 plugin,
@@ -160,11 +210,22 @@ impl Host {
                 recorder.clone(),
                 self.metrics.clone(),
             );
-            controllers.spawn(controller.run(shutdown.clone()));
+            let (cache_synced, cache_synced_rx) = oneshot::channel();
+            synced.push(cache_synced_rx);
+            controllers.spawn(controller.run(shutdown.clone(), cache_synced));
         }
         drop(recorder);
+        let ready_when_synced = ready.clone();
+        tokio::spawn(async move {
+            if futures::future::try_join_all(synced).await.is_ok() {
+                tracing::info!("plugins loaded and caches synced: ready");
+                let _ = ready_when_synced.send(true);
+            }
+        });
 
         shutdown.await;
+        // Not ready while draining (no new traffic is routed here), but still live.
+        let _ = ready.send(false);
         tracing::info!(grace = ?self.shutdown_grace, "shutting down");
         let drained = tokio::time::timeout(self.shutdown_grace, async {
             while controllers.join_next().await.is_some() {}
@@ -175,7 +236,27 @@ impl Host {
             controllers.shutdown().await;
         }
         recorder_task.flush(self.shutdown_grace).await;
+        let _ = stop_serving.send(true);
+        while servers.join_next().await.is_some() {}
         Ok(())
+    }
+
+    /// Binds the health and metrics addresses; one listener when they are the same.
+    async fn listeners(&self) -> Result<Vec<TcpListener>, HostError> {
+        let mut addresses: Vec<SocketAddr> = self
+            .health_addr
+            .into_iter()
+            .chain(self.metrics_addr)
+            .collect();
+        addresses.dedup();
+        let mut listeners = Vec::with_capacity(addresses.len());
+        for address in addresses {
+            let listener = TcpListener::bind(address)
+                .await
+                .map_err(|source| HostError::Listen { address, source })?;
+            listeners.push(listener);
+        }
+        Ok(listeners)
     }
 }
 

@@ -12,7 +12,10 @@ use serde_json::json;
 use testenv::TestEnv;
 use wasm_reconciler::Host;
 
-use crate::util::{RunningHost, built_plugin, dynamic_api, eventually, kubectl, plugins_dir};
+use crate::util::{
+    RunningHost, built_plugin, dynamic_api, eventually, free_address, http_get, kubectl,
+    plugins_dir,
+};
 
 const MYRESOURCE: (&str, &str, &str, &str) = (
     "mygroup.example.com",
@@ -89,7 +92,17 @@ async fn myresource_plugin_reconciles_and_reports_through_events() {
     let plugins = plugins_dir(&[&built_plugin("myresource")]);
     std::fs::write(plugins.path().join("corrupt.wasm"), b"\0asm not really")
         .expect("write corrupt plugin");
-    let host = RunningHost::start(Host::new(plugins.path()), client.clone());
+    let probes = free_address();
+    let host = RunningHost::start(
+        Host::new(plugins.path()).health_addr(probes),
+        client.clone(),
+    );
+    eventually(
+        "/readyz to answer 200 once the caches are synced",
+        || async { (http_get(probes, "/readyz").await?.0 == 200).then_some(()) },
+    )
+    .await;
+    assert_eq!(http_get(probes, "/healthz").await.map(|r| r.0), Some(200));
 
     // Created: a Deployment controlled by the MyResource, and a Normal Created event.
     let resources = dynamic_api(&client, ns, MYRESOURCE);
@@ -228,6 +241,23 @@ async fn myresource_plugin_reconciles_and_reports_through_events() {
             .is_some_and(|i| i.starts_with("myresource-") && i.len() <= 128)
     );
     assert!(event.event_time.is_some());
+
+    let (status, metrics) = http_get(probes, "/metrics")
+        .await
+        .expect("/metrics answers");
+    assert_eq!(status, 200);
+    for family in [
+        r#"wasm_reconciler_reconciles_total{plugin="myresource",result="success"}"#,
+        r#"wasm_reconciler_reconciles_total{plugin="myresource",result="terminal_error"} 1"#,
+        r#"wasm_reconciler_events_total{plugin="myresource",reason="InvalidSpec",outcome="created"} 1"#,
+        "wasm_reconciler_plugins_loaded 1",
+        "wasm_reconciler_plugin_load_failures_total 1",
+    ] {
+        assert!(
+            metrics.contains(family),
+            "{family} missing from:\n{metrics}"
+        );
+    }
 
     host.stop().await.expect("host ran and stopped cleanly");
 }

@@ -34,7 +34,11 @@ impl crate::flags::Test {
             .chain(plugins::plugin_crates()?)
             .flat_map(|name| ["-p".to_owned(), name])
             .collect();
-        cmd!(sh, "cargo clippy --target wasm32-wasip2 {packages...} -- -D warnings").run()?;
+        cmd!(
+            sh,
+            "cargo clippy --target wasm32-wasip2 {packages...} -- -D warnings"
+        )
+        .run()?;
 
         step("tests");
         let _assets = sh.push_env("KUBEBUILDER_ASSETS", &assets);

@@ -25,6 +25,9 @@ use crate::plugin::{CallError, CallScope, Outcome, Plugin};
 use crate::recorder::Recorder;
 use backoff::Backoff;
 
+/// How often readiness re-checks whether the reconciled kind's cache is synced.
+const CACHE_SYNC_POLL: Duration = Duration::from_millis(200);
+
 /// Why a reconcile will be retried with backoff.
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ReconcileFailure {
@@ -68,11 +71,33 @@ impl PluginController {
     }
 
     /// Runs the controller until `shutdown` completes, then lets running reconciles finish.
-    pub(crate) async fn run(self, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
+    /// `synced` is sent once the cache of the reconciled kind holds the initial list.
+    pub(crate) async fn run(
+        self,
+        shutdown: impl Future<Output = ()> + Send + Sync + 'static,
+        synced: tokio::sync::oneshot::Sender<()>,
+    ) {
         let reconciled = self.kinds.reconciles.resource.clone();
         let api = Api::<DynamicObject>::all_with(self.client.clone(), &reconciled);
         let writer = reflector::store::Writer::new(reconciled.clone());
         let reader = writer.as_reader();
+        let cache = reader.clone();
+        tokio::spawn(async move {
+            // The store's readiness keeps only the waker of its latest waiter, and the
+            // controller waits on it too: poll again now and then, or this wait may never wake.
+            loop {
+                let wait = tokio::time::timeout(CACHE_SYNC_POLL, cache.wait_until_ready());
+                match wait.await {
+                    Ok(Ok(())) => {
+                        let _ = synced.send(());
+                        return;
+                    }
+                    // The watch ended before syncing (shutdown): never ready.
+                    Ok(Err(_)) => return,
+                    Err(_) => {}
+                }
+            }
+        });
         let trigger = watcher(api, watcher::Config::default())
             .default_backoff()
             .reflect(writer)
