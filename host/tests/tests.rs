@@ -3,10 +3,12 @@
 //!
 //! One test binary (ripgrep's layout); each module is one area:
 //! - `util`: finding built plugins, running the host in-process, polling the API server.
+//! - `deploy`: the manifests in `deploy/`: dry runs, their RBAC, the in-cluster configuration.
 //! - `walking_skeleton`: the example plugin end to end, as a user sees it in `kubectl describe`.
 //! - `recorder`: the event recorder's series, aggregation, spam filter and API modes.
 //! - `isolation`: hostile plugins fail alone, each with the right error.
 
+mod deploy;
 mod isolation;
 mod recorder;
 mod util;
