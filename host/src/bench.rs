@@ -9,7 +9,6 @@ use std::sync::Arc;
 
 use kube::api::{ApiResource, DynamicObject};
 
-use crate::client::ScopedClient;
 use crate::kinds::{DeclaredKinds, ResolvedKind};
 use crate::object::ReconciledObject;
 use crate::plugin::{
@@ -102,17 +101,13 @@ impl ReconcileHarness {
     pub async fn reconcile(&self, object: &DynamicObject) -> Result<Result<(), String>, CallError> {
         let reconciled = ReconciledObject::from_dynamic(object, &self.kinds.reconciles.resource)
             .expect("the object has a name and a uid");
-        let reconciled = Arc::new(reconciled);
-        let scope = CallScope {
-            object: reconciled.clone(),
-            client: ScopedClient::new(
-                self.client.clone(),
-                self.plugin.name().clone(),
-                self.kinds.clone(),
-                reconciled,
-            ),
-            recorder: self.recorder.clone(),
-        };
+        let scope = CallScope::new(
+            reconciled,
+            self.plugin.name(),
+            &self.kinds,
+            &self.client,
+            &self.recorder,
+        );
         let json = serde_json::to_string(object).expect("the object serializes");
         Ok(match self.plugin.reconcile(scope, json).await? {
             Outcome::Done { .. } => Ok(()),

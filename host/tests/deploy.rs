@@ -22,7 +22,10 @@ use tempfile::TempDir;
 use testenv::TestEnv;
 use wasm_reconciler::Host;
 
-use crate::util::{RunningHost, built_plugin, dynamic_api, eventually, free_address};
+use crate::util::{
+    RunningHost, built_plugin, controlled_deployment, dynamic_api, events_regarding, eventually,
+    free_address,
+};
 
 /// The host's namespace and ServiceAccount in `deploy/base`.
 const NAMESPACE: &str = "wasm-reconciler";
@@ -224,35 +227,12 @@ async fn create_demo(admin: &kube::Client, namespace: &str) -> String {
 /// Waits for the example's Deployment (controlled by `demo`), its `Created` event, and its
 /// status; returns the event.
 async fn assert_example_converges(admin: &kube::Client, namespace: &str, uid: &str) -> Event {
-    let deployments: Api<Deployment> = Api::namespaced(admin.clone(), namespace);
-    let deployment = eventually("the Deployment", || async {
-        deployments.get_opt("demo").await.expect("get deployment")
-    })
-    .await;
-    let owner = deployment
-        .metadata
-        .owner_references
-        .as_ref()
-        .and_then(|refs| refs.iter().find(|r| r.controller == Some(true)))
-        .expect("a controller owner reference");
-    assert_eq!(
-        (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
-        ("MyResource", "demo", uid)
-    );
-    assert_eq!(owner.block_owner_deletion, Some(true));
-
-    let events: Api<Event> = Api::namespaced(admin.clone(), namespace);
+    controlled_deployment(admin, namespace, "demo", uid).await;
     let created = eventually("the Created event", || async {
-        events
-            .list(&ListParams::default())
+        events_regarding(admin, namespace, uid)
             .await
-            .expect("list events")
-            .items
             .into_iter()
-            .find(|event| {
-                event.reason.as_deref() == Some("Created")
-                    && event.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid)
-            })
+            .find(|event| event.reason.as_deref() == Some("Created"))
     })
     .await;
     assert_eq!(created.reporting_controller.as_deref(), Some("myresource"));

@@ -10,7 +10,9 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use testenv::TestEnv;
 use wasm_reconciler::{EventsApi, Host, RecorderConfig};
 
-use crate::util::{RunningHost, built_plugin, eventually, kubectl, metric, plugins_dir};
+use crate::util::{
+    RunningHost, built_plugin, events_regarding, eventually, kubectl, metric, plugins_dir,
+};
 
 const NAMESPACE: &str = "default";
 
@@ -66,15 +68,7 @@ impl Storm {
     }
 
     async fn events_about(&self, uid: &str) -> Vec<Event> {
-        let events: Api<Event> = Api::namespaced(self.env.client(), NAMESPACE);
-        events
-            .list(&ListParams::default())
-            .await
-            .expect("list events")
-            .items
-            .into_iter()
-            .filter(|event| event.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid))
-            .collect()
+        events_regarding(&self.env.client(), NAMESPACE, uid).await
     }
 
     fn writes(&self, reason: &str) -> (f64, f64) {

@@ -148,3 +148,48 @@ pub async fn http_get(address: std::net::SocketAddr, path: &str) -> Option<(u16,
         .map(|(_, body)| body.to_owned())?;
     Some((status, body))
 }
+
+/// The events.k8s.io Events in `namespace` about the object with `uid`.
+pub async fn events_regarding(
+    client: &kube::Client,
+    namespace: &str,
+    uid: &str,
+) -> Vec<k8s_openapi::api::events::v1::Event> {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(client.clone(), namespace);
+    events
+        .list(&kube::api::ListParams::default())
+        .await
+        .expect("list events")
+        .items
+        .into_iter()
+        .filter(|event| event.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid))
+        .collect()
+}
+
+/// Waits for the Deployment `name` and checks that the MyResource with `owner_uid` controls it.
+pub async fn controlled_deployment(
+    client: &kube::Client,
+    namespace: &str,
+    name: &str,
+    owner_uid: &str,
+) -> k8s_openapi::api::apps::v1::Deployment {
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), namespace);
+    let deployment = eventually("the Deployment", || async {
+        deployments.get_opt(name).await.expect("get deployment")
+    })
+    .await;
+    let owner = deployment
+        .metadata
+        .owner_references
+        .as_ref()
+        .and_then(|refs| refs.iter().find(|r| r.controller == Some(true)))
+        .expect("the Deployment has a controller owner reference");
+    assert_eq!(
+        (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
+        ("MyResource", name, owner_uid)
+    );
+    assert_eq!(owner.block_owner_deletion, Some(true));
+    deployment
+}

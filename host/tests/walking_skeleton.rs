@@ -7,14 +7,14 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::events::v1::Event;
-use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 use testenv::TestEnv;
 use wasm_reconciler::Host;
 
 use crate::util::{
-    RunningHost, built_plugin, dynamic_api, eventually, free_address, http_get, kubectl,
-    plugins_dir,
+    RunningHost, built_plugin, controlled_deployment, dynamic_api, events_regarding, eventually,
+    free_address, http_get, kubectl, plugins_dir,
 };
 
 const MYRESOURCE: (&str, &str, &str, &str) = (
@@ -48,18 +48,9 @@ async fn events_with_reason(
     uid: &str,
     reason: &str,
 ) -> Vec<Event> {
-    let events: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let mut events = events_regarding(client, namespace, uid).await;
+    events.retain(|event| event.reason.as_deref() == Some(reason));
     events
-        .list(&ListParams::default())
-        .await
-        .expect("list events")
-        .items
-        .into_iter()
-        .filter(|event| {
-            event.reason.as_deref() == Some(reason)
-                && event.regarding.as_ref().and_then(|r| r.uid.as_deref()) == Some(uid)
-        })
-        .collect()
 }
 
 #[tokio::test]
@@ -120,20 +111,7 @@ async fn myresource_plugin_reconciles_and_reports_through_events() {
     let uid = demo.metadata.uid.clone().expect("uid");
 
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), ns);
-    let deployment = eventually("the Deployment", || async {
-        deployments.get_opt("demo").await.expect("get deployment")
-    })
-    .await;
-    let owner = deployment
-        .metadata
-        .owner_references
-        .as_ref()
-        .and_then(|refs| refs.iter().find(|r| r.controller == Some(true)))
-        .expect("the Deployment has a controller owner reference");
-    assert_eq!(
-        (owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()),
-        ("MyResource", "demo", uid.as_str())
-    );
+    let deployment = controlled_deployment(&client, ns, "demo", &uid).await;
     let spec = deployment.spec.as_ref().expect("deployment spec");
     assert_eq!(spec.replicas, Some(2));
     let image = spec

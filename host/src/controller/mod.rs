@@ -17,7 +17,6 @@ use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use tracing::Instrument;
 
-use crate::client::ScopedClient;
 use crate::kinds::DeclaredKinds;
 use crate::metrics::{Metrics, ReconcileResult};
 use crate::object::ReconciledObject;
@@ -150,17 +149,13 @@ async fn reconcile(
             tracing::debug!("object is being deleted; not reconciled");
             return Ok(Action::await_change());
         }
-        let reconciled = Arc::new(reconciled);
-        let scope = CallScope {
-            object: reconciled.clone(),
-            client: ScopedClient::new(
-                controller.client.clone(),
-                controller.plugin.name().clone(),
-                controller.kinds.clone(),
-                reconciled,
-            ),
-            recorder: controller.recorder.clone(),
-        };
+        let scope = CallScope::new(
+            reconciled,
+            controller.plugin.name(),
+            &controller.kinds,
+            &controller.client,
+            &controller.recorder,
+        );
         let object_json = serde_json::to_string(object.as_ref())?;
         let started = std::time::Instant::now();
         let outcome = controller.plugin.reconcile(scope, object_json).await;

@@ -22,6 +22,30 @@ pub(crate) struct CallScope {
     pub(crate) recorder: Recorder,
 }
 
+impl CallScope {
+    /// What `plugin` may use while reconciling `object`: a client scoped to its declared
+    /// kinds and the object's namespace, and the recorder for events about the object.
+    pub(crate) fn new(
+        object: ReconciledObject,
+        plugin: &Arc<str>,
+        kinds: &Arc<crate::kinds::DeclaredKinds>,
+        client: &kube::Client,
+        recorder: &Recorder,
+    ) -> Self {
+        let object = Arc::new(object);
+        Self {
+            client: ScopedClient::new(
+                client.clone(),
+                plugin.clone(),
+                kinds.clone(),
+                object.clone(),
+            ),
+            object,
+            recorder: recorder.clone(),
+        }
+    }
+}
+
 /// Data of one store: one plugin instance, used for one call.
 pub(crate) struct GuestState {
     pub(crate) plugin: Arc<str>,
