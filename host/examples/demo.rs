@@ -152,6 +152,13 @@ impl HostProcess {
             .arg(plugins)
             .arg("--kubeconfig")
             .arg(env.kubeconfig_path())
+            // Any free loopback port: the demo must not depend on 8080/8081 being free.
+            .args([
+                "--health-addr",
+                "127.0.0.1:0",
+                "--metrics-addr",
+                "127.0.0.1:0",
+            ])
             .env(
                 "RUST_LOG",
                 std::env::var("RUST_LOG").unwrap_or_else(|_| "info,kube=warn".into()),

@@ -12,7 +12,7 @@ use crate::{control_plane, plugins};
 impl crate::flags::Demo {
     pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
         let assets = control_plane::ensure(sh)?;
-        let plugins = plugins::build(sh)?;
+        let plugins = plugins::build(sh, plugins::Set::Examples)?;
         cmd!(
             sh,
             "cargo build --quiet -p wasm-reconciler --bin wasm-reconciler"

@@ -19,8 +19,9 @@ Tasks:
                                   Kubernetes release's go.mod, then `go mod tidy`
       --check                     fail if the committed go.mod files differ from what
                                   --update (or `go mod tidy`) would write
-  plugins          Build every crate in plugins/ for wasm32-wasip2 (release) and gather the
-                   .wasm files into <target>/plugins; print WASM_RECONCILER_PLUGINS=<dir>.
+  plugins          Build the plugin crates for wasm32-wasip2 (release): the examples in plugins/
+                   into <target>/plugins, and with the fixtures in test-plugins/ into
+                   <target>/test-plugins; print both directories.
   test             What CI runs: fmt check, control plane, go.mod check, plugins, clippy
                    (native and wasm32-wasip2), then every test.
       --skip-go-mod-check         do not regenerate go.mod to compare (needs the Go proxy)

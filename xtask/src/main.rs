@@ -35,9 +35,12 @@ fn main() -> anyhow::Result<()> {
     }
 }
 
-/// The workspace root: the parent of this crate's manifest directory.
+/// The workspace root: the parent of this crate's manifest directory. `cargo run` says where
+/// that is at run time; the path compiled in is only the fallback, since a binary built for
+/// another checkout (sharing a target dir) would otherwise work on that checkout.
 pub(crate) fn project_root() -> PathBuf {
-    let manifest_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifest_dir = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
     manifest_dir
         .parent()
         .map_or_else(|| manifest_dir.join(".."), Path::to_path_buf)

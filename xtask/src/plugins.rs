@@ -17,17 +17,31 @@ const TARGET: &str = "wasm32-wasip2";
 
 impl crate::flags::Plugins {
     pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
-        let dir = build(sh)?;
-        println!("WASM_RECONCILER_PLUGINS={}", dir.display());
+        let examples = build(sh, Set::Examples)?;
+        let all = build(sh, Set::All)?;
+        println!("WASM_RECONCILER_PLUGINS={}", examples.display());
+        println!("WASM_RECONCILER_TEST_PLUGINS={}", all.display());
         Ok(())
     }
 }
 
-/// Builds all plugins and returns the directory holding their `.wasm` files, fresh: a
-/// directory the host can be pointed at.
-pub(crate) fn build(sh: &Shell) -> anyhow::Result<PathBuf> {
+/// Which plugins a directory gathers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Set {
+    /// The examples in `plugins/`: what a user runs (`<target>/plugins`).
+    Examples,
+    /// The examples and the test fixtures in `test-plugins/` (`<target>/test-plugins`).
+    All,
+}
+
+/// Builds the plugins of `set` and returns the directory holding their `.wasm` files, fresh:
+/// a directory the host can be pointed at.
+pub(crate) fn build(sh: &Shell, set: Set) -> anyhow::Result<PathBuf> {
     ensure_target(sh)?;
-    let names = plugin_crates()?;
+    let names = match set {
+        Set::Examples => crates_in(&PLUGIN_DIRS[..1])?,
+        Set::All => plugin_crates()?,
+    };
     let packages: Vec<String> = names
         .iter()
         .flat_map(|n| ["-p".to_owned(), n.clone()])
@@ -38,7 +52,10 @@ pub(crate) fn build(sh: &Shell) -> anyhow::Result<PathBuf> {
 
     let target = target_dir(sh)?;
     let built = target.join(TARGET).join("release");
-    let out = target.join("plugins");
+    let out = target.join(match set {
+        Set::Examples => "plugins",
+        Set::All => "test-plugins",
+    });
     // Start empty, so that a renamed or removed plugin does not linger.
     if out.exists() {
         sh.remove_path(&out)?;
@@ -73,10 +90,15 @@ pub(crate) fn ensure_target(sh: &Shell) -> anyhow::Result<()> {
 /// Where plugin crates live: examples, and fixtures for the host's tests.
 const PLUGIN_DIRS: [&str; 2] = ["plugins", "test-plugins"];
 
-/// The package names of the plugin crates (each directory's name).
+/// The package names of every plugin crate, examples and fixtures.
 pub(crate) fn plugin_crates() -> anyhow::Result<Vec<String>> {
+    crates_in(&PLUGIN_DIRS)
+}
+
+/// The package names of the crates in `dirs` (each crate directory's name).
+fn crates_in(dirs: &[&str]) -> anyhow::Result<Vec<String>> {
     let mut names = Vec::new();
-    for dir in PLUGIN_DIRS.map(|dir| project_root().join(dir)) {
+    for dir in dirs.iter().map(|dir| project_root().join(dir)) {
         for entry in
             std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
         {
@@ -92,7 +114,7 @@ pub(crate) fn plugin_crates() -> anyhow::Result<Vec<String>> {
     }
     names.sort();
     if names.is_empty() {
-        bail!("no plugin crates in {PLUGIN_DIRS:?}");
+        bail!("no plugin crates in {dirs:?}");
     }
     Ok(names)
 }

@@ -25,7 +25,7 @@ impl crate::flags::Test {
         }
 
         step("plugins for wasm32-wasip2");
-        let plugins = plugins::build(sh)?;
+        let plugins = plugins::build(sh, plugins::Set::All)?;
 
         step("clippy");
         cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
