@@ -389,14 +389,7 @@ impl Builder {
     async fn start_local(&self, binaries: &Binaries) -> Result<TestEnv, Attempt> {
         let started = Instant::now();
         let deadline = started + self.start_timeout;
-        let data_dir = tempfile::Builder::new()
-            .prefix("testenv-")
-            .tempdir()
-            .map_err(|source| Error::Io {
-                what: "failed to create the data directory",
-                path: std::env::temp_dir(),
-                source,
-            })?;
+        let data_dir = new_data_dir()?;
         let dir = data_dir.path().to_owned();
         let pki = Pki::generate().map_err(Error::Pki)?;
         let files = write_pki(&dir, &pki)?;
@@ -543,14 +536,7 @@ impl Builder {
                 .map_err(Error::ExistingCluster)?,
         };
         let client = Client::try_from(config.clone()).map_err(Error::Client)?;
-        let data_dir = tempfile::Builder::new()
-            .prefix("testenv-")
-            .tempdir()
-            .map_err(|source| Error::Io {
-                what: "failed to create the data directory",
-                path: std::env::temp_dir(),
-                source,
-            })?;
+        let data_dir = new_data_dir()?;
         let kubeconfig_path = data_dir.path().join("kubeconfig");
         kubeconfig::write_kubeconfig(&config, &kubeconfig_path)?;
         let ca_pem = config.root_cert.as_ref().map(|certs| {
@@ -697,6 +683,18 @@ fn os_args(args: impl IntoIterator<Item = String>) -> Vec<OsString> {
 fn base64_encode(text: &str) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// A fresh `$TMPDIR/testenv-*` directory, removed when dropped.
+fn new_data_dir() -> Result<tempfile::TempDir, Error> {
+    tempfile::Builder::new()
+        .prefix("testenv-")
+        .tempdir()
+        .map_err(|source| Error::Io {
+            what: "failed to create the data directory",
+            path: std::env::temp_dir(),
+            source,
+        })
 }
 
 #[cfg(test)]
