@@ -23,8 +23,8 @@ use testenv::TestEnv;
 use wasm_reconciler::Host;
 
 use crate::util::{
-    RunningHost, built_plugin, controlled_deployment, dynamic_api, events_regarding, eventually,
-    free_address,
+    RunningHost, built_plugin, controlled_deployment, demo_my_resource, dynamic_api,
+    events_regarding, eventually, free_address,
 };
 
 /// The host's namespace and ServiceAccount in `deploy/base`.
@@ -208,13 +208,7 @@ async fn create_demo(admin: &kube::Client, namespace: &str) -> String {
         )
         .await
         .expect("create namespace");
-    let demo: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "mygroup.example.com/v1alpha1",
-        "kind": "MyResource",
-        "metadata": {"name": "demo"},
-        "spec": {"image": "nginx:1.27", "replicas": 2},
-    }))
-    .expect("MyResource");
+    let demo: DynamicObject = demo_my_resource();
     dynamic_api(admin, namespace, MYRESOURCE)
         .create(&PostParams::default(), &demo)
         .await

@@ -193,3 +193,14 @@ pub async fn controlled_deployment(
     assert_eq!(owner.block_owner_deletion, Some(true));
     deployment
 }
+
+/// The example's `demo` MyResource (image nginx:1.27, 2 replicas), ready to create.
+pub fn demo_my_resource() -> DynamicObject {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "mygroup.example.com/v1alpha1",
+        "kind": "MyResource",
+        "metadata": {"name": "demo"},
+        "spec": {"image": "nginx:1.27", "replicas": 2},
+    }))
+    .expect("MyResource")
+}

@@ -13,8 +13,8 @@ use testenv::TestEnv;
 use wasm_reconciler::Host;
 
 use crate::util::{
-    RunningHost, built_plugin, controlled_deployment, dynamic_api, events_regarding, eventually,
-    free_address, http_get, kubectl, plugins_dir,
+    RunningHost, built_plugin, controlled_deployment, demo_my_resource, dynamic_api,
+    events_regarding, eventually, free_address, http_get, kubectl, plugins_dir,
 };
 
 const MYRESOURCE: (&str, &str, &str, &str) = (
@@ -97,13 +97,7 @@ async fn myresource_plugin_reconciles_and_reports_through_events() {
 
     // Created: a Deployment controlled by the MyResource, and a Normal Created event.
     let resources = dynamic_api(&client, ns, MYRESOURCE);
-    let demo: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "mygroup.example.com/v1alpha1",
-        "kind": "MyResource",
-        "metadata": {"name": "demo"},
-        "spec": {"image": "nginx:1.27", "replicas": 2},
-    }))
-    .expect("MyResource");
+    let demo: DynamicObject = demo_my_resource();
     let demo = resources
         .create(&PostParams::default(), &demo)
         .await

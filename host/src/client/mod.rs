@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
+use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use serde_json::{Map, Value, json};
 
 use crate::kinds::{DeclaredKinds, ResolvedKind, gvk_of};
@@ -71,14 +71,13 @@ impl ScopedClient {
     /// Reads one object of a readable kind in the reconciled object's namespace.
     pub(crate) async fn get(
         &self,
-        api_version: &str,
-        kind: &str,
+        gvk: &GroupVersionKind,
         name: &str,
     ) -> Result<Option<Value>, ClientError> {
-        let gvk = gvk_of(api_version, kind);
-        let resolved = self.kinds.readable(&gvk).ok_or_else(|| {
+        let resolved = self.kinds.readable(gvk).ok_or_else(|| {
             ClientError::Forbidden(format!(
-                "kind {api_version}/{kind} is not declared in the plugin's metadata"
+                "kind {}/{}/{} is not declared in the plugin's metadata",
+                gvk.group, gvk.version, gvk.kind
             ))
         })?;
         let api = self.api_in_scope(resolved, None)?;

@@ -5,6 +5,8 @@
 
 use super::bindings::{client, event_recorder, log, types};
 use super::state::GuestState;
+use kube::api::GroupVersionKind;
+
 use crate::client::ClientError;
 use crate::recorder::{EventType, RecordError};
 
@@ -99,13 +101,9 @@ impl client::Host for GuestState {
             Ok(scoped) => scoped,
             Err(error) => return Ok(Err(error)),
         };
-        let api_version = if kind.group.is_empty() {
-            kind.version.clone()
-        } else {
-            format!("{}/{}", kind.group, kind.version)
-        };
+        let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
         let result = scoped
-            .get(&api_version, &kind.kind, &name)
+            .get(&gvk, &name)
             .await
             .map(|object| object.map(|value| value.to_string()))
             .map_err(client::ClientError::from);
