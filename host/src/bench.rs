@@ -12,7 +12,7 @@ use kube::api::{ApiResource, DynamicObject};
 use crate::kinds::{DeclaredKinds, ResolvedKind};
 use crate::object::ReconciledObject;
 use crate::plugin::{
-    self, CallError, CallScope, LoadError, Outcome, Plugin, Sandbox, SandboxConfig,
+    self, CallError, CallScope, LoadError, Outcome, Plugin, Sandbox, SandboxConfig, ScopeParts,
 };
 use crate::recorder::{Recorder, RecorderConfig, RecorderTask};
 
@@ -53,7 +53,22 @@ impl ReconcileHarness {
             path: path.to_owned(),
             source,
         })?;
-        let plugin = Plugin::load(&sandbox, &linker, path).await?;
+        let mut plugin = Plugin::load(&sandbox, &linker, path).await?;
+        // The whole default budget for this one plugin, as a host running only it would give.
+        let budget = crate::budget::Budget::new(
+            crate::budget::DEFAULT_POD_LIMIT,
+            crate::budget::BudgetSource::Default,
+            16 << 20,
+            sandbox.config.instance_slots(),
+        )
+        .map_err(|error| LoadError::Link {
+            path: path.to_owned(),
+            source: wasmtime::Error::msg(error.to_string()),
+        })?;
+        plugin.set_limits(
+            plugin::PluginLimits::new(budget.share(1)),
+            Default::default(),
+        );
         let resolve = |gvk: &kube::api::GroupVersionKind| ResolvedKind {
             gvk: gvk.clone(),
             resource: ApiResource::from_gvk(gvk),
@@ -103,10 +118,15 @@ impl ReconcileHarness {
             .expect("the object has a name and a uid");
         let scope = CallScope::new(
             reconciled,
-            self.plugin.name(),
-            &self.kinds,
-            &self.client,
-            &self.recorder,
+            &ScopeParts {
+                plugin: self.plugin.name(),
+                kinds: &self.kinds,
+                client: &self.client,
+                recorder: &self.recorder,
+                max_api_calls: crate::manager::DEFAULT_MAX_API_CALLS,
+                payload_bytes: &self.plugin.limits().payload_bytes,
+                impersonate: None,
+            },
         );
         let json = serde_json::to_string(object).expect("the object serializes");
         Ok(match self.plugin.reconcile(scope, json).await? {

@@ -38,9 +38,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
 
-    /// Most plugin instances alive at once, across all plugins.
+    /// Most plugin instances alive at once, across all plugins; each plugin gets an equal
+    /// share as its concurrency.
     #[arg(long, default_value_t = 32, value_name = "N")]
     pub max_instances: u32,
+
+    /// Memory the host may use, in MiB (default: 75 % of the cgroup's memory limit, or of
+    /// 512 MiB without one). Shared out among the plugins after the host's own needs.
+    #[arg(long, env = "WASM_RECONCILER_MEMORY_BUDGET_MIB", value_name = "MIB")]
+    pub memory_budget_mib: Option<u64>,
 
     /// Linear memory limit of one plugin instance, in MiB.
     #[arg(long, default_value_t = 64, value_name = "MIB")]
@@ -50,13 +56,34 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 2000, value_name = "MS")]
     pub cpu_limit_ms: u64,
 
-    /// Wall-clock time allowed per call (host imports included), in seconds.
+    /// Wall-clock time allowed per call (host imports and time blocked included), in seconds.
     #[arg(long, default_value_t = 30, value_name = "SECS")]
     pub call_timeout_secs: u64,
 
-    /// New Events waiting to be written before further new ones are dropped (and counted).
-    #[arg(long, default_value_t = 1000, value_name = "N")]
+    /// Wall-clock time allowed for a plugin's `metadata` call at load, in seconds.
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
+    pub metadata_timeout_secs: u64,
+
+    /// API calls one reconcile may make; more fail with `api(429, ...)`.
+    #[arg(long, default_value_t = 256, value_name = "N")]
+    pub max_api_calls: u32,
+
+    /// Make each plugin's API calls as the ServiceAccount named like the plugin in this
+    /// namespace, so that the API server enforces per-plugin RBAC too.
+    #[arg(
+        long,
+        env = "WASM_RECONCILER_IMPERSONATE_PLUGINS",
+        value_name = "NAMESPACE"
+    )]
+    pub impersonate_plugins: Option<String>,
+
+    /// New Events waiting for their first write before recording another waits for room.
+    #[arg(long, default_value_t = 4096, value_name = "N")]
     pub event_queue: usize,
+
+    /// Event writes in flight at once.
+    #[arg(long, default_value_t = 16, value_name = "N")]
+    pub event_writers: usize,
 
     /// Which Events API to write: `events.k8s.io/v1`, or `v1` (core) for clusters without it.
     #[arg(long, default_value = "events.k8s.io/v1", value_name = "API", value_parser = parse_events_api)]
@@ -94,12 +121,15 @@ impl RunArgs {
             .max_instances(self.max_instances)
             .memory_limit(self.memory_limit_mib.saturating_mul(1 << 20))
             .cpu_limit(Duration::from_millis(self.cpu_limit_ms))
-            .call_timeout(Duration::from_secs(self.call_timeout_secs));
-        Host::new(&self.plugins)
+            .call_timeout(Duration::from_secs(self.call_timeout_secs))
+            .metadata_timeout(Duration::from_secs(self.metadata_timeout_secs));
+        let mut host = Host::new(&self.plugins)
             .sandbox(sandbox)
+            .max_api_calls(self.max_api_calls)
             .recorder(
                 RecorderConfig::default()
                     .queue_capacity(self.event_queue)
+                    .concurrent_writes(self.event_writers)
                     .events_api(self.events_api)
                     .cache_size(self.event_cache_size)
                     .spam_filter(
@@ -109,7 +139,14 @@ impl RunArgs {
             )
             .shutdown_grace(Duration::from_secs(self.shutdown_grace_secs))
             .health_addr(self.health_addr)
-            .metrics_addr(self.metrics_addr)
+            .metrics_addr(self.metrics_addr);
+        if let Some(mib) = self.memory_budget_mib {
+            host = host.memory_budget(mib.saturating_mul(1 << 20));
+        }
+        if let Some(namespace) = &self.impersonate_plugins {
+            host = host.impersonate_plugins(namespace.clone());
+        }
+        host
     }
 }
 

@@ -5,11 +5,14 @@
 //! address (metrics and health have separate flags, as in controller-runtime), so each port
 //! can be exposed, or firewalled, on its own; on a shared address it is called once.
 //!
-//! | path       | `200`                                      | otherwise                      |
-//! |------------|--------------------------------------------|--------------------------------|
-//! | `/healthz` | always, while the process serves requests  |                                |
-//! | `/readyz`  | once the readiness flag is `true`          | `503` and a one-line reason    |
-//! | `/metrics` | the metrics text, [`METRICS_CONTENT_TYPE`] |                                |
+//! | path       | `200`                                        | otherwise                          |
+//! |------------|----------------------------------------------|------------------------------------|
+//! | `/healthz` | while no check fails liveness                | `503` and a line per failing check |
+//! | `/readyz`  | while no check fails readiness               | `503` and a line per failing check |
+//! | `/metrics` | the metrics text, [`METRICS_CONTENT_TYPE`]   |                                    |
+//!
+//! A `200` from `/readyz` still lists the failing checks that do not hold readiness back (a
+//! suspended plugin, say) after its `ok` line.
 //!
 //! Other paths get `404`; methods other than `GET` and `HEAD` on these paths get `405`.
 //! Nothing here needs credentials or touches the API server, so a probe never fails because
@@ -30,6 +33,8 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::status::{Report, Severity};
+
 /// Renders the metrics text on each scrape.
 pub(crate) type MetricsText = Arc<dyn Fn() -> String + Send + Sync>;
 
@@ -39,8 +44,10 @@ pub(crate) const METRICS_CONTENT_TYPE: &str =
     "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
 const TEXT: &str = "text/plain; charset=utf-8";
-/// What `/readyz` says while the flag is `false`.
-const NOT_READY: &str = "not ready: plugins are loading or watch caches are not synced yet\n";
+/// The first line of `/readyz` while not ready; a line per failing check follows.
+const NOT_READY: &str = "not ready\n";
+/// The first line of `/healthz` while not live.
+const NOT_LIVE: &str = "not live\n";
 /// A client must send its request head within this time, so that idle or slow connections
 /// cannot pile up.
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
@@ -52,7 +59,7 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Serves `/healthz`, `/readyz` and `/metrics` on `listener` until `shutdown` completes, then
 /// stops accepting and gives open connections [`SHUTDOWN_GRACE`] to finish.
 ///
-/// `/readyz` answers `200` while `readiness` holds `true`. `metrics` is called once per
+/// `/readyz` and `/healthz` answer from the latest `report`. `metrics` is called once per
 /// scrape of `/metrics`.
 ///
 /// Failures to accept a connection are logged and retried; serving ends only with
@@ -61,11 +68,11 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// # Shutdown
 ///
 /// Kubernetes keeps probing a terminating pod. Let `shutdown` complete when the host has
-/// finished draining (not on SIGTERM itself), and flip `readiness` to `false` on SIGTERM:
-/// the pod then reports not ready, but stays live, while it drains.
+/// finished draining (not on SIGTERM itself), and fail a readiness check on SIGTERM: the pod
+/// then reports not ready, but stays live, while it drains.
 pub(crate) async fn serve(
     listener: TcpListener,
-    readiness: watch::Receiver<bool>,
+    readiness: watch::Receiver<Report>,
     metrics: MetricsText,
     shutdown: impl Future<Output = ()>,
 ) {
@@ -116,7 +123,7 @@ pub(crate) async fn serve(
 
 /// What the three paths answer.
 struct Endpoints {
-    readiness: watch::Receiver<bool>,
+    readiness: watch::Receiver<Report>,
     metrics: MetricsText,
 }
 
@@ -134,10 +141,27 @@ impl Endpoints {
                 .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
             return response;
         }
+        let report = self.readiness.borrow().clone();
         match path {
-            "/healthz" => text(StatusCode::OK, "ok\n"),
-            "/readyz" if *self.readiness.borrow() => text(StatusCode::OK, "ok\n"),
-            "/readyz" => text(StatusCode::SERVICE_UNAVAILABLE, NOT_READY),
+            "/healthz" if report.live() => text(StatusCode::OK, "ok\n"),
+            "/healthz" => response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                format!("{NOT_LIVE}{}", report.render(&[Severity::Dead])),
+            ),
+            "/readyz" if report.ready() => response(
+                StatusCode::OK,
+                TEXT,
+                format!("ok\n{}", report.render(&[Severity::Info])),
+            ),
+            "/readyz" => response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                TEXT,
+                format!(
+                    "{NOT_READY}{}",
+                    report.render(&[Severity::Unready, Severity::Dead, Severity::Info])
+                ),
+            ),
             _ => response(StatusCode::OK, METRICS_CONTENT_TYPE, (self.metrics)()),
         }
     }
@@ -176,7 +200,7 @@ mod tests {
     /// A server on a free loopback port, its readiness flag, and a way to stop it.
     struct Running {
         address: SocketAddr,
-        ready: watch::Sender<bool>,
+        ready: crate::status::HostStatus,
         stop: oneshot::Sender<()>,
         task: JoinHandle<()>,
     }
@@ -184,7 +208,8 @@ mod tests {
     async fn start(metrics: MetricsText) -> Running {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
-        let (ready, readiness) = watch::channel(false);
+        let ready = crate::status::HostStatus::new();
+        let readiness = ready.subscribe();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(serve(listener, readiness, metrics, async move {
             let _ = stopped.await;
@@ -250,7 +275,7 @@ mod tests {
         let answer = request(server.address, "GET", "/healthz").await;
         assert_eq!((answer.status, answer.body.as_str()), (200, "ok\n"));
         assert_eq!(answer.header("content-type"), Some(TEXT));
-        server.ready.send(true).unwrap();
+        server.ready.pass("host");
         assert_eq!(request(server.address, "GET", "/healthz").await.status, 200);
     }
 
@@ -258,16 +283,49 @@ mod tests {
     async fn readyz_follows_the_readiness_flag() {
         let server = start(no_metrics()).await;
         let answer = request(server.address, "GET", "/readyz").await;
-        assert_eq!((answer.status, answer.body.as_str()), (503, NOT_READY));
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (503, "not ready\n[-]host: plugins are loading\n")
+        );
 
-        server.ready.send(true).unwrap();
+        server.ready.pass("host");
         let answer = request(server.address, "GET", "/readyz").await;
         assert_eq!((answer.status, answer.body.as_str()), (200, "ok\n"));
 
+        // A check that does not hold readiness back is listed after `ok`.
+        server
+            .ready
+            .fail("plugin/p/breaker", Severity::Info, "suspended");
+        let answer = request(server.address, "GET", "/readyz").await;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (200, "ok\n[-]plugin/p/breaker: suspended\n")
+        );
+
         // Shutting down: not ready again, while still live.
-        server.ready.send(false).unwrap();
+        server
+            .ready
+            .fail("host", Severity::Unready, "shutting down");
         assert_eq!(request(server.address, "GET", "/readyz").await.status, 503);
         assert_eq!(request(server.address, "GET", "/healthz").await.status, 200);
+    }
+
+    #[tokio::test]
+    async fn healthz_fails_when_a_check_fails_liveness() {
+        let server = start(no_metrics()).await;
+        server.ready.fail(
+            "plugin/p/controller",
+            Severity::Dead,
+            "the controller ended",
+        );
+        let answer = request(server.address, "GET", "/healthz").await;
+        assert_eq!(
+            (answer.status, answer.body.as_str()),
+            (
+                503,
+                "not live\n[-]plugin/p/controller: the controller ended\n"
+            )
+        );
     }
 
     #[tokio::test]
@@ -316,7 +374,7 @@ mod tests {
     #[tokio::test]
     async fn a_query_string_does_not_change_the_path() {
         let server = start(no_metrics()).await;
-        server.ready.send(true).unwrap();
+        server.ready.pass("host");
         assert_eq!(
             request(server.address, "GET", "/readyz?verbose")
                 .await

@@ -16,6 +16,7 @@
 
 #[doc(hidden)]
 pub mod bench;
+mod budget;
 mod cli;
 mod client;
 mod controller;
@@ -26,7 +27,9 @@ mod metrics;
 mod object;
 mod plugin;
 mod recorder;
+mod status;
 
+pub use budget::BudgetError;
 pub use cli::{Cli, Command, RunArgs};
 pub use manager::{Host, HostError};
 pub use metrics::Metrics;

@@ -1,10 +1,12 @@
 //! The host's Prometheus metrics: reconciles, plugin loading, and the event recorder.
 //!
-//! Label values that come from plugins (event reasons) are bounded: past
-//! [`MAX_REASON_LABELS`] distinct (plugin, reason) pairs, further reasons are counted under
-//! `reason="_other"`, so that a plugin cannot grow the host's memory through its metrics.
+//! Label values that come from plugins (event reasons) are bounded per plugin: past
+//! [`MAX_REASONS_PER_PLUGIN`] distinct reasons of one plugin, its further reasons are counted
+//! under `reason="_other"`, so that a plugin can neither grow the host's memory through its
+//! metrics nor push another plugin's reasons out. Refused events are counted under
+//! `reason="_invalid"`, never under the text the plugin sent.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -15,9 +17,11 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
-/// Most distinct (plugin, reason) label pairs on event counters.
-pub(crate) const MAX_REASON_LABELS: usize = 1000;
+/// Most distinct reasons of one plugin on event counters.
+pub(crate) const MAX_REASONS_PER_PLUGIN: usize = 200;
 const OTHER_REASON: &str = "_other";
+/// The reason label of every refused event.
+pub(crate) const INVALID_REASON: &str = "_invalid";
 
 /// How a reconcile ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
@@ -62,11 +66,6 @@ struct ReconcileLabels {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
-struct PluginLabels {
-    plugin: String,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct EventLabels {
     plugin: String,
     reason: String,
@@ -89,7 +88,59 @@ pub struct Metrics {
     events: Family<EventLabels, Counter>,
     event_caches: Family<CacheLabels, Gauge>,
     event_pending: Gauge,
-    reasons_seen: Mutex<HashSet<(String, String)>>,
+    event_bytes: Gauge,
+    event_creates_pending: Gauge,
+    reasons_seen: Mutex<HashMap<String, HashSet<String>>>,
+    pub(crate) plugin: PluginMetrics,
+}
+
+/// Per-plugin metrics of isolation and fairness: what the host refused or throttled.
+#[derive(Debug, Default)]
+pub(crate) struct PluginMetrics {
+    pub(crate) log_lines_dropped: Family<PluginLabels, Counter>,
+    pub(crate) requeues_throttled: Family<PluginLabels, Counter>,
+    pub(crate) suspended: Family<PluginLabels, Gauge>,
+    pub(crate) suspensions: Family<PluginLabels, Counter>,
+    pub(crate) limit_failures: Family<LimitLabels, Counter>,
+    pub(crate) memory_share_bytes: Family<PluginLabels, Gauge>,
+    pub(crate) slots: Family<PluginLabels, Gauge>,
+}
+
+/// Labels of a per-plugin metric.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct PluginLabels {
+    pub(crate) plugin: String,
+}
+
+impl PluginLabels {
+    pub(crate) fn of(plugin: &str) -> Self {
+        Self {
+            plugin: plugin.to_owned(),
+        }
+    }
+}
+
+/// Which limit a failed call hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(
+    non_camel_case_types,
+    reason = "label values are written as the variant names"
+)]
+pub(crate) enum Limit {
+    cpu,
+    timeout,
+    memory,
+    plugin_memory,
+    data,
+    trap,
+    instantiate,
+}
+
+/// Labels of a limit failure.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct LimitLabels {
+    pub(crate) plugin: String,
+    pub(crate) limit: Limit,
 }
 
 impl Metrics {
@@ -140,6 +191,54 @@ impl Metrics {
             "Whether the event recorder has writes waiting (1) or not (0)",
             event_pending.clone(),
         );
+        let event_bytes = Gauge::default();
+        registry.register(
+            "event_cache_bytes",
+            "Bytes held by the event recorder's series",
+            event_bytes.clone(),
+        );
+        let event_creates_pending = Gauge::default();
+        registry.register(
+            "event_creates_pending",
+            "New Events waiting for their first write",
+            event_creates_pending.clone(),
+        );
+        let plugin = PluginMetrics::default();
+        registry.register(
+            "plugin_log_lines_dropped",
+            "Plugin log lines dropped by the per-plugin log rate limit",
+            plugin.log_lines_dropped.clone(),
+        );
+        registry.register(
+            "requeues_throttled",
+            "Requeues delayed by the per-plugin requeue rate limit",
+            plugin.requeues_throttled.clone(),
+        );
+        registry.register(
+            "plugin_suspended",
+            "Whether the plugin is suspended by its circuit breaker (1) or not (0)",
+            plugin.suspended.clone(),
+        );
+        registry.register(
+            "plugin_suspensions",
+            "Times the plugin's circuit breaker suspended it",
+            plugin.suspensions.clone(),
+        );
+        registry.register(
+            "plugin_limit_failures",
+            "Plugin calls that ended on a limit or a trap, by limit",
+            plugin.limit_failures.clone(),
+        );
+        registry.register(
+            "plugin_memory_share_bytes",
+            "Linear memory the plugin's instances may hold together",
+            plugin.memory_share_bytes.clone(),
+        );
+        registry.register(
+            "plugin_instance_slots",
+            "Instances (concurrent reconciles) the plugin may run at once",
+            plugin.slots.clone(),
+        );
         Arc::new(Self {
             registry,
             reconciles,
@@ -149,7 +248,10 @@ impl Metrics {
             events,
             event_caches,
             event_pending,
-            reasons_seen: Mutex::new(HashSet::new()),
+            event_bytes,
+            event_creates_pending,
+            reasons_seen: Mutex::new(HashMap::new()),
+            plugin,
         })
     }
 
@@ -202,7 +304,13 @@ impl Metrics {
         aggregates: usize,
         spam: usize,
         pending: bool,
+        bytes: usize,
+        creates_pending: usize,
     ) {
+        self.event_bytes
+            .set(i64::try_from(bytes).unwrap_or(i64::MAX));
+        self.event_creates_pending
+            .set(i64::try_from(creates_pending).unwrap_or(i64::MAX));
         for (cache, size) in [
             ("series", series),
             ("aggregates", aggregates),
@@ -216,16 +324,22 @@ impl Metrics {
     }
 
     fn bounded_reason(&self, plugin: &str, reason: &str) -> String {
+        if reason == INVALID_REASON {
+            return reason.to_owned();
+        }
         let mut seen = self
             .reasons_seen
             .lock()
             .unwrap_or_else(PoisonError::into_inner);
-        let pair = (plugin.to_owned(), reason.to_owned());
-        if seen.contains(&pair) {
-            return pair.1;
+        let reasons = match seen.get_mut(plugin) {
+            Some(reasons) => reasons,
+            None => seen.entry(plugin.to_owned()).or_default(),
+        };
+        if reasons.contains(reason) {
+            return reason.to_owned();
         }
-        if seen.len() < MAX_REASON_LABELS {
-            seen.insert(pair);
+        if reasons.len() < MAX_REASONS_PER_PLUGIN {
+            reasons.insert(reason.to_owned());
             return reason.to_owned();
         }
         OTHER_REASON.to_owned()
@@ -261,17 +375,24 @@ mod tests {
     }
 
     #[test]
-    fn reason_labels_are_bounded() {
+    fn reason_labels_are_bounded_per_plugin() {
         let metrics = Metrics::new();
-        for i in 0..MAX_REASON_LABELS + 5 {
+        for i in 0..MAX_REASONS_PER_PLUGIN + 5 {
             metrics.events("p", &format!("Reason{i}"), EventOutcome::created, 1);
         }
+        metrics.events("q", "Created", EventOutcome::created, 1);
         let text = metrics.encode();
         assert!(
             text.contains(
                 r#"wasm_reconciler_events_total{plugin="p",reason="_other",outcome="created"} 5"#
             ),
             "{text}"
+        );
+        assert!(
+            text.contains(
+                r#"wasm_reconciler_events_total{plugin="q",reason="Created",outcome="created"} 1"#
+            ),
+            "another plugin's reasons keep their label: {text}"
         );
     }
 }

@@ -29,6 +29,11 @@ impl ReconciledObject {
         })
     }
 
+    /// Whether `name` (in the reconciled object's namespace) names this object.
+    pub(crate) fn is_named(&self, name: &str) -> bool {
+        self.name == name
+    }
+
     /// The owner reference that makes this object the controller of another, as
     /// controller-runtime's `SetControllerReference` writes it.
     pub(crate) fn controller_owner_reference(&self) -> Value {

@@ -95,7 +95,7 @@ async fn undeclared_kinds_and_other_namespaces_are_refused() {
     let harness = hostile().await;
     let undeclared = harness.reconcile(&config_map("undeclared")).await;
     assert!(
-        matches!(&undeclared, Ok(Err(message)) if message.contains("Forbidden") && message.contains("Secret")),
+        matches!(&undeclared, Ok(Err(message)) if message.contains("Forbidden") && message.contains("Service")),
         "{undeclared:?}"
     );
     let escape = harness.reconcile(&config_map("escape")).await;

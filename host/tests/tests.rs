@@ -7,8 +7,10 @@
 //! - `walking_skeleton`: the example plugin end to end, as a user sees it in `kubectl describe`.
 //! - `recorder`: the event recorder's series, aggregation, spam filter and API modes.
 //! - `isolation`: hostile plugins fail alone, each with the right error.
+//! - `hostile`: hostile plugins through the real host on a control plane, beside the example.
 
 mod deploy;
+mod hostile;
 mod isolation;
 mod recorder;
 mod util;

@@ -79,7 +79,8 @@ async fn myresource_plugin_reconciles_and_reports_through_events() {
         .await
         .expect("create namespace");
 
-    // A corrupt plugin beside the real one is reported and skipped; the real one runs.
+    // A corrupt plugin beside the real one is skipped and holds readiness back, naming the
+    // file; the real one runs.
     let plugins = plugins_dir(&[&built_plugin("myresource")]);
     std::fs::write(plugins.path().join("corrupt.wasm"), b"\0asm not really")
         .expect("write corrupt plugin");
@@ -88,11 +89,17 @@ async fn myresource_plugin_reconciles_and_reports_through_events() {
         Host::new(plugins.path()).health_addr(probes),
         client.clone(),
     );
-    eventually(
-        "/readyz to answer 200 once the caches are synced",
-        || async { (http_get(probes, "/readyz").await?.0 == 200).then_some(()) },
+    let (code, body) = eventually(
+        "/readyz to name only the corrupt file once the caches are synced",
+        || async {
+            let (code, body) = http_get(probes, "/readyz").await?;
+            let failing = body.lines().filter(|line| line.starts_with("[-]")).count();
+            (failing == 1).then_some((code, body))
+        },
     )
     .await;
+    assert_eq!(code, 503, "{body}");
+    assert!(body.contains("[-]file/corrupt.wasm: "), "{body}");
     assert_eq!(http_get(probes, "/healthz").await.map(|r| r.0), Some(200));
 
     // Created: a Deployment controlled by the MyResource, and a Normal Created event.

@@ -1,13 +1,35 @@
 //! The Kubernetes client a plugin gets: every call checked against its declared kinds and
-//! confined to the reconciled object's namespace.
+//! verbs, confined to the reconciled object's namespace, its names checked before they reach a
+//! URL, its payloads capped, and its number of calls per reconcile bounded.
+//!
+//! Objects cross the boundary as JSON text and are passed through without being parsed into a
+//! tree where the host does not need to look inside (responses, `spec`, `status`): the host
+//! never holds more than a few copies of what the guest sent.
 
+mod names;
+
+use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 
-use kube::api::{Api, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::core::{Request, params::GetParams};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
+use tokio::sync::Semaphore;
 
 use crate::kinds::{DeclaredKinds, ResolvedKind, gvk_of};
 use crate::object::ReconciledObject;
+use names::check_object_name;
+
+/// Largest JSON text a plugin may pass to one client call: the API server's own request limit
+/// (3 MiB), so nothing the server would accept is refused.
+pub(crate) const MAX_PAYLOAD_BYTES: usize = 3 << 20;
+/// Largest `metadata` of an applied object: the API server caps annotations at 256 KiB, and
+/// the host parses `metadata` (only) into a tree to set the namespace and owner reference.
+pub(crate) const MAX_METADATA_BYTES: usize = 512 << 10;
+/// Copies of a write's payload the host holds at most while sending it.
+pub(crate) const PAYLOAD_COPIES: usize = 3;
 
 /// Why a plugin's client call failed. Mirrors the WIT `client-error`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -18,7 +40,8 @@ pub(crate) enum ClientError {
     /// The plugin sent JSON that is not a valid object for the call.
     #[error("invalid: {0}")]
     Invalid(String),
-    /// The API server answered with an error status.
+    /// The API server answered with an error status, or the host refused the call with one
+    /// (429 when the reconcile made too many calls).
     #[error("API server answered {code}: {message}")]
     Api {
         /// HTTP status code.
@@ -44,6 +67,78 @@ impl From<kube::Error> for ClientError {
     }
 }
 
+/// How many API calls one reconcile may still make. Shared by the clones of one reconcile's
+/// client; a new reconcile starts with a full allowance.
+#[derive(Debug)]
+pub(crate) struct CallAllowance {
+    left: AtomicU32,
+    limit: u32,
+}
+
+impl CallAllowance {
+    pub(crate) fn new(limit: u32) -> Arc<Self> {
+        Arc::new(Self {
+            left: AtomicU32::new(limit),
+            limit,
+        })
+    }
+
+    /// Takes one call, or says why not.
+    fn take(&self) -> Result<(), ClientError> {
+        self.left
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |left| {
+                left.checked_sub(1)
+            })
+            .map(drop)
+            .map_err(|_| ClientError::Api {
+                code: 429,
+                message: format!(
+                    "this reconcile made its {} API calls: the host allows no more in one \
+                     reconcile (return and requeue instead of looping)",
+                    self.limit
+                ),
+            })
+    }
+}
+
+/// Who a plugin's API calls are made as, when the host impersonates a ServiceAccount per
+/// plugin (`--impersonate-plugins`): the API server then applies that account's RBAC on top
+/// of the host's own checks.
+#[derive(Debug, Clone)]
+pub(crate) struct Impersonation {
+    user: http::HeaderValue,
+    groups: Vec<http::HeaderValue>,
+}
+
+impl Impersonation {
+    /// The ServiceAccount `name` in `namespace`, with the groups the API server gives every
+    /// ServiceAccount.
+    pub(crate) fn service_account(namespace: &str, name: &str) -> Option<Self> {
+        let header = |value: String| http::HeaderValue::try_from(value).ok();
+        Some(Self {
+            user: header(format!("system:serviceaccount:{namespace}:{name}"))?,
+            groups: vec![
+                header("system:serviceaccounts".to_owned())?,
+                header(format!("system:serviceaccounts:{namespace}"))?,
+                header("system:authenticated".to_owned())?,
+            ],
+        })
+    }
+
+    /// The user name impersonated.
+    pub(crate) fn user(&self) -> &str {
+        self.user.to_str().unwrap_or_default()
+    }
+
+    fn apply(&self, request: &mut http::Request<Vec<u8>>) {
+        let headers = request.headers_mut();
+        headers.insert("Impersonate-User", self.user.clone());
+        for group in &self.groups {
+            headers.append("Impersonate-Group", group.clone());
+        }
+    }
+}
+
 /// A client scoped to one plugin and one reconcile.
 #[derive(Clone)]
 pub(crate) struct ScopedClient {
@@ -51,6 +146,10 @@ pub(crate) struct ScopedClient {
     field_manager: Arc<str>,
     kinds: Arc<DeclaredKinds>,
     object: Arc<ReconciledObject>,
+    allowance: Arc<CallAllowance>,
+    /// The plugin's share of the host's memory for payloads in flight, in bytes.
+    payload_bytes: Arc<Semaphore>,
+    impersonate: Option<Impersonation>,
 }
 
 impl ScopedClient {
@@ -59,39 +158,63 @@ impl ScopedClient {
         field_manager: Arc<str>,
         kinds: Arc<DeclaredKinds>,
         object: Arc<ReconciledObject>,
+        allowance: Arc<CallAllowance>,
+        payload_bytes: Arc<Semaphore>,
+        impersonate: Option<Impersonation>,
     ) -> Self {
         Self {
             client,
             field_manager,
             kinds,
             object,
+            allowance,
+            payload_bytes,
+            impersonate,
         }
     }
 
-    /// Reads one object of a readable kind in the reconciled object's namespace.
+    /// Sends `request` as the plugin, if this call allowance has a call left.
+    async fn send(&self, mut request: http::Request<Vec<u8>>) -> Result<String, kube::Error> {
+        if let Some(identity) = &self.impersonate {
+            identity.apply(&mut request);
+        }
+        self.client.request_text(request).await
+    }
+
+    /// Reads one object of a readable kind in the reconciled object's namespace, as the API
+    /// server's JSON.
     pub(crate) async fn get(
         &self,
         gvk: &GroupVersionKind,
         name: &str,
-    ) -> Result<Option<Value>, ClientError> {
+    ) -> Result<Option<String>, ClientError> {
         let resolved = self.kinds.readable(gvk).ok_or_else(|| {
             ClientError::Forbidden(format!(
                 "kind {}/{}/{} is not declared in the plugin's metadata",
                 gvk.group, gvk.version, gvk.kind
             ))
         })?;
-        let api = self.api_in_scope(resolved, None)?;
-        let object = api.get_opt(name).await?;
-        object
-            .map(serde_json::to_value)
-            .transpose()
-            .map_err(|e| ClientError::Invalid(e.to_string()))
+        check_name(name)?;
+        let request = self
+            .request_in_scope(resolved, None)?
+            .get(name, &GetParams::default())
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        self.allowance.take()?;
+        match self.send(request).await {
+            Ok(text) => Ok(Some(text)),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
+            Err(error) => Err(error.into()),
+        }
     }
 
     /// Server-side applies an object of an owned kind, as a controller of the reconciled
     /// object. Returns the object as stored.
-    pub(crate) async fn apply(&self, object_json: &str) -> Result<Value, ClientError> {
-        let mut object: Map<String, Value> = serde_json::from_str(object_json)
+    pub(crate) async fn apply(&self, object_json: &str) -> Result<String, ClientError> {
+        check_payload(object_json)?;
+        let _payload = self.reserve_payload(object_json.len()).await?;
+        // Only the top level and `metadata` are parsed: `spec` and the rest pass through as
+        // the guest wrote them.
+        let mut object: BTreeMap<String, Box<RawValue>> = serde_json::from_str(object_json)
             .map_err(|e| ClientError::Invalid(format!("not a JSON object: {e}")))?;
         let api_version = string_field(&object, "apiVersion")?;
         let kind = string_field(&object, "kind")?;
@@ -101,22 +224,28 @@ impl ScopedClient {
                 "kind {api_version}/{kind} is not declared as owned in the plugin's metadata"
             ))
         })?;
-        let metadata = object
-            .entry("metadata")
-            .or_insert_with(|| Value::Object(Map::new()))
-            .as_object_mut()
-            .ok_or_else(|| ClientError::Invalid("metadata is not an object".into()))?;
+        let mut metadata: Map<String, Value> = match object.get("metadata") {
+            None => Map::new(),
+            Some(raw) if raw.get().len() > MAX_METADATA_BYTES => {
+                return Err(ClientError::Invalid(format!(
+                    "metadata is larger than {MAX_METADATA_BYTES} bytes"
+                )));
+            }
+            Some(raw) => serde_json::from_str(raw.get())
+                .map_err(|_| ClientError::Invalid("metadata is not an object".into()))?,
+        };
         let name = metadata
             .get("name")
             .and_then(Value::as_str)
             .filter(|name| !name.is_empty())
             .ok_or_else(|| ClientError::Invalid("metadata.name is missing".into()))?
             .to_owned();
+        check_name(&name)?;
         let requested_namespace = metadata
             .get("namespace")
             .and_then(Value::as_str)
             .map(str::to_owned);
-        let api = self.api_in_scope(resolved, requested_namespace.as_deref())?;
+        let request = self.request_in_scope(resolved, requested_namespace.as_deref())?;
         if resolved.namespaced {
             if let Some(namespace) = &self.object.namespace {
                 metadata.insert("namespace".into(), json!(namespace));
@@ -127,40 +256,73 @@ impl ScopedClient {
                 self.object.kind
             )));
         }
+        if resolved.gvk == self.kinds.reconciles.gvk && self.object.is_named(&name) {
+            return Err(ClientError::Invalid(format!(
+                "{kind} {name} is the reconciled object: an object cannot own itself"
+            )));
+        }
         metadata.insert(
             "ownerReferences".into(),
             json!([self.object.controller_owner_reference()]),
         );
+        let metadata = RawValue::from_string(Value::Object(metadata).to_string())
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        object.insert("metadata".into(), metadata);
         let params = PatchParams::apply(&self.field_manager).force();
-        let stored = api
-            .patch(&name, &params, &Patch::Apply(Value::Object(object)))
-            .await?;
-        serde_json::to_value(stored).map_err(|e| ClientError::Invalid(e.to_string()))
+        let request = request
+            .patch(&name, &params, &Patch::Apply(&object))
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        drop(object);
+        self.allowance.take()?;
+        Ok(self.send(request).await?)
     }
 
     /// Merges `status` into the reconciled object's status subresource.
-    pub(crate) async fn patch_status(&self, status_json: &str) -> Result<Value, ClientError> {
-        let status: Value = serde_json::from_str(status_json)
+    pub(crate) async fn patch_status(&self, status_json: &str) -> Result<String, ClientError> {
+        check_payload(status_json)?;
+        let _payload = self.reserve_payload(status_json.len()).await?;
+        let status: Box<RawValue> = serde_json::from_str(status_json)
             .map_err(|e| ClientError::Invalid(format!("status is not JSON: {e}")))?;
-        if !status.is_object() {
+        if !status.get().trim_start().starts_with('{') {
             return Err(ClientError::Invalid("status must be a JSON object".into()));
         }
-        let api = self.api_in_scope(&self.kinds.reconciles, None)?;
-        let patch = Patch::Merge(json!({ "status": status }));
-        let stored = api
-            .patch_status(&self.object.name, &PatchParams::default(), &patch)
-            .await?;
-        serde_json::to_value(stored).map_err(|e| ClientError::Invalid(e.to_string()))
+        let request = self
+            .request_in_scope(&self.kinds.reconciles, None)?
+            .patch_subresource(
+                "status",
+                &self.object.name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "status": status })),
+            )
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        drop(status);
+        self.allowance.take()?;
+        Ok(self.send(request).await?)
     }
 
-    /// An API handle for `kind` inside this reconcile's scope.
-    fn api_in_scope(
+    /// Waits for the plugin's payload budget to hold `len` bytes, times the copies a write
+    /// makes. The wait is bounded by the call's own timeout.
+    async fn reserve_payload(
+        &self,
+        len: usize,
+    ) -> Result<tokio::sync::SemaphorePermit<'_>, ClientError> {
+        let bytes = len.saturating_mul(PAYLOAD_COPIES).max(1);
+        let permits = u32::try_from(bytes).unwrap_or(u32::MAX);
+        self.payload_bytes
+            .acquire_many(permits)
+            .await
+            .map_err(|_| ClientError::Unavailable("the host is shutting down".into()))
+    }
+
+    /// A request builder for `kind` inside this reconcile's scope.
+    fn request_in_scope(
         &self,
         kind: &ResolvedKind,
         requested_namespace: Option<&str>,
-    ) -> Result<Api<DynamicObject>, ClientError> {
+    ) -> Result<Request, ClientError> {
+        use kube::Resource as _;
         if !kind.namespaced {
-            return Ok(Api::all_with(self.client.clone(), &kind.resource));
+            return Ok(Request::new(DynamicObject::url_path(&kind.resource, None)));
         }
         let Some(namespace) = self.object.namespace.as_deref() else {
             return Err(ClientError::Forbidden(format!(
@@ -172,22 +334,78 @@ impl ScopedClient {
             && requested != namespace
         {
             return Err(ClientError::Forbidden(format!(
-                "namespace {requested} is outside the reconciled object's namespace {namespace}"
+                "namespace {requested:?} is outside the reconciled object's namespace {namespace}"
             )));
         }
-        Ok(Api::namespaced_with(
-            self.client.clone(),
-            namespace,
+        Ok(Request::new(DynamicObject::url_path(
             &kind.resource,
-        ))
+            Some(namespace),
+        )))
     }
 }
 
-fn string_field(object: &Map<String, Value>, field: &str) -> Result<String, ClientError> {
+fn check_name(name: &str) -> Result<(), ClientError> {
+    check_object_name(name).map_err(|why| {
+        let shown: String = name.chars().take(64).collect();
+        ClientError::Invalid(format!("object name {shown:?} is not valid: {why}"))
+    })
+}
+
+fn check_payload(json: &str) -> Result<(), ClientError> {
+    if json.len() > MAX_PAYLOAD_BYTES {
+        return Err(ClientError::Invalid(format!(
+            "{} bytes of JSON: the limit for one call is {MAX_PAYLOAD_BYTES} bytes (the API \
+             server's own request limit)",
+            json.len()
+        )));
+    }
+    Ok(())
+}
+
+fn string_field(
+    object: &BTreeMap<String, Box<RawValue>>,
+    field: &str,
+) -> Result<String, ClientError> {
     object
         .get(field)
-        .and_then(Value::as_str)
+        .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok())
         .filter(|value| !value.is_empty())
-        .map(str::to_owned)
         .ok_or_else(|| ClientError::Invalid(format!("{field} is missing")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reconcile_runs_out_of_calls_with_a_429() {
+        let allowance = CallAllowance::new(2);
+        assert!(allowance.take().is_ok());
+        assert!(allowance.take().is_ok());
+        let refused = allowance.take();
+        assert!(
+            matches!(&refused, Err(ClientError::Api { code: 429, message }) if message.contains("2 API calls")),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn payloads_over_the_api_servers_limit_are_refused_before_parsing() {
+        assert!(check_payload(&" ".repeat(MAX_PAYLOAD_BYTES)).is_ok());
+        let refused = check_payload(&" ".repeat(MAX_PAYLOAD_BYTES + 1));
+        assert!(
+            matches!(refused, Err(ClientError::Invalid(_))),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn string_fields_must_be_non_empty_strings() {
+        let object: BTreeMap<String, Box<RawValue>> =
+            serde_json::from_str(r#"{"apiVersion":"v1","kind":"","x":1}"#).expect("json");
+        assert_eq!(string_field(&object, "apiVersion"), Ok("v1".to_owned()));
+        assert!(string_field(&object, "kind").is_err());
+        assert!(string_field(&object, "x").is_err());
+        assert!(string_field(&object, "missing").is_err());
+    }
 }

@@ -36,6 +36,14 @@ impl<K: Eq + Hash> Backoff<K> {
         delay
     }
 
+    /// Forgets every key's failures: what they waited for (the API server) is back.
+    pub(crate) fn clear(&self) {
+        self.failures
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clear();
+    }
+
     /// Forgets the failures of `key`: it succeeded, or failed for good.
     pub(crate) fn reset(&self, key: &K) {
         self.failures

@@ -1,31 +1,56 @@
 //! One kube-runtime controller per plugin: it watches the reconciled kind (and the owned
-//! kinds, mapped to their controlling owner), and turns each plugin result into an `Action`.
+//! kinds, mapped to their controlling owner), runs at most the plugin's share of reconciles at
+//! once, and turns each plugin result into an `Action`.
 //!
 //! The watch on the reconciled kind passes only generation changes (controller-runtime's
 //! `GenerationChangedPredicate`), so that the plugin's own status writes do not trigger it
-//! again; changes to owned objects always requeue their owner.
+//! again; changes to owned objects always requeue their owner. Objects are cached without
+//! `managedFields`, which no plugin needs and which is often the larger part of an object.
+//!
+//! What keeps one plugin from hurting the rest: a requeue rate limit ([`throttle`]), a circuit
+//! breaker ([`breaker`]) and per-object backoff ([`backoff`]). What keeps the host going
+//! through an API server outage: watches retry every few seconds at most ([`WatchBackoff`]),
+//! readiness reports the outage, and when a watch comes back every object is reconciled again
+//! at once, with its backoff forgotten.
 
 mod backoff;
+mod breaker;
+mod throttle;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
 
 use futures::StreamExt;
+use futures::channel::mpsc;
+use kube::api::PartialObjectMeta;
 use kube::api::{Api, DynamicObject};
-use kube::runtime::controller::{Action, Controller};
+use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
+use kube::{Resource as _, ResourceExt as _};
 use tracing::Instrument;
 
+use crate::client::Impersonation;
 use crate::kinds::DeclaredKinds;
-use crate::metrics::{Metrics, ReconcileResult};
+use crate::metrics::{Limit, LimitLabels, Metrics, PluginLabels, ReconcileResult};
 use crate::object::ReconciledObject;
-use crate::plugin::{CallError, CallScope, Outcome, Plugin};
-use crate::recorder::Recorder;
+use crate::plugin::{CallError, CallScope, Outcome, Plugin, ScopeParts};
+use crate::recorder::{EventType, Recorder};
+use crate::status::{HostStatus, Severity};
 use backoff::Backoff;
+use breaker::{Breaker, Gate, Tripped};
+use throttle::RequeueThrottle;
 
 /// How often readiness re-checks whether the reconciled kind's cache is synced.
 const CACHE_SYNC_POLL: Duration = Duration::from_millis(200);
+/// Requeues asked for sooner than this go through the requeue rate limit and per-object
+/// backoff (controller-runtime's `Requeue: true`); later ones are kept as asked.
+const FAST_REQUEUE: Duration = Duration::from_secs(1);
+/// How often a failing watch is logged at warn.
+const WATCH_ERROR_LOG_INTERVAL: Duration = Duration::from_secs(30);
+/// The reason of the Warning Event the host records when a plugin call ends on a limit.
+pub(crate) const RECONCILE_FAILED: &str = "ReconcileFailed";
 
 /// Why a reconcile will be retried with backoff.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +64,18 @@ pub(crate) enum ReconcileFailure {
     /// The object could not be handed to the plugin.
     #[error("object could not be serialized: {0}")]
     Serialize(#[from] serde_json::Error),
+    /// The plugin is suspended by its circuit breaker.
+    #[error("plugin suspended for another {0:?}")]
+    Suspended(Duration),
+}
+
+/// Per-host settings every controller applies.
+#[derive(Debug, Clone)]
+pub(crate) struct ControllerSettings {
+    /// API calls one reconcile may make.
+    pub(crate) max_api_calls: u32,
+    /// Make the plugin's API calls as its own ServiceAccount.
+    pub(crate) impersonate: Option<Impersonation>,
 }
 
 /// Everything one plugin's reconciles share.
@@ -48,7 +85,11 @@ pub(crate) struct PluginController {
     client: kube::Client,
     recorder: Recorder,
     metrics: Arc<Metrics>,
+    status: HostStatus,
+    settings: ControllerSettings,
     backoff: Backoff<ObjectRef<DynamicObject>>,
+    throttle: RequeueThrottle,
+    breaker: Breaker,
 }
 
 impl PluginController {
@@ -58,6 +99,8 @@ impl PluginController {
         client: kube::Client,
         recorder: Recorder,
         metrics: Arc<Metrics>,
+        status: HostStatus,
+        settings: ControllerSettings,
     ) -> Self {
         Self {
             plugin,
@@ -65,22 +108,30 @@ impl PluginController {
             client,
             recorder,
             metrics,
+            status,
+            settings,
             backoff: Backoff::default(),
+            throttle: RequeueThrottle::default(),
+            breaker: Breaker::default(),
         }
     }
 
+    fn check_name(&self, what: &str) -> String {
+        format!("plugin/{}/{what}", self.plugin.name())
+    }
+
     /// Runs the controller until `shutdown` completes, then lets running reconciles finish.
-    /// `synced` is sent once the cache of the reconciled kind holds the initial list.
-    pub(crate) async fn run(
-        self,
-        shutdown: impl Future<Output = ()> + Send + Sync + 'static,
-        synced: tokio::sync::oneshot::Sender<()>,
-    ) {
+    /// Readiness holds back until the cache of the reconciled kind holds the initial list.
+    pub(crate) async fn run(self, shutdown: impl Future<Output = ()> + Send + Sync + 'static) {
         let reconciled = self.kinds.reconciles.resource.clone();
         let api = Api::<DynamicObject>::all_with(self.client.clone(), &reconciled);
         let writer = reflector::store::Writer::new(reconciled.clone());
         let reader = writer.as_reader();
         let cache = reader.clone();
+        let sync_check = self.check_name("cache");
+        self.status
+            .fail(&sync_check, Severity::Unready, "watch cache not synced yet");
+        let status = self.status.clone();
         tokio::spawn(async move {
             // The store's readiness keeps only the waker of its latest waiter, and the
             // controller waits on it too: poll again now and then, or this wait may never wake.
@@ -88,7 +139,7 @@ impl PluginController {
                 let wait = tokio::time::timeout(CACHE_SYNC_POLL, cache.wait_until_ready());
                 match wait.await {
                     Ok(Ok(())) => {
-                        let _ = synced.send(());
+                        status.pass(&sync_check);
                         return;
                     }
                     // The watch ended before syncing (shutdown): never ready.
@@ -97,25 +148,47 @@ impl PluginController {
                 }
             }
         });
+
+        let (recovered, reconcile_all) = mpsc::unbounded();
+        let this = Arc::new(self);
+        let health = Arc::new(WatchHealth {
+            controller: this.clone(),
+            check: this.check_name("watch"),
+            failing: AtomicBool::new(false),
+            last_logged: std::sync::Mutex::new(None),
+            recovered,
+        });
+        let observed = health.clone();
         let trigger = watcher(api, watcher::Config::default())
-            .default_backoff()
+            .backoff(WatchBackoff::default())
+            .inspect(move |event| observed.observe(event.as_ref().err()))
+            .modify(|object| object.managed_fields_mut().clear())
             .reflect(writer)
             .applied_objects()
             .predicate_filter(predicates::generation, Default::default());
 
-        let mut controller = Controller::for_stream_with(trigger, reader, reconciled);
-        for owned in &self.kinds.owns {
-            let owned_api = Api::<DynamicObject>::all_with(self.client.clone(), &owned.resource);
-            controller = controller.owns_with(
-                owned_api,
-                owned.resource.clone(),
-                watcher::Config::default(),
+        let concurrency = u16::try_from(this.plugin.limits().concurrency).unwrap_or(u16::MAX);
+        let mut controller = Controller::for_stream_with(trigger, reader, reconciled)
+            .with_config(Config::default().concurrency(concurrency))
+            .reconcile_all_on(reconcile_all);
+        for owned in &this.kinds.owns {
+            // Only the owner references matter: watch metadata, not whole objects.
+            let owned_api = Api::<PartialObjectMeta<DynamicObject>>::all_with(
+                this.client.clone(),
+                &owned.resource,
             );
+            let observed = health.clone();
+            let stream = watcher(owned_api, watcher::Config::default())
+                .backoff(WatchBackoff::default())
+                .inspect(move |event| observed.observe(event.as_ref().err()))
+                .touched_objects();
+            controller = controller.owns_stream_with(stream, owned.resource.clone());
         }
-        let plugin = self.plugin.name().clone();
+        drop(health);
+        let plugin = this.plugin.name().clone();
         controller
             .graceful_shutdown_on(shutdown)
-            .run(reconcile, error_policy, Arc::new(self))
+            .run(reconcile, error_policy, this)
             .for_each(|result| {
                 if let Err(error) = result {
                     tracing::debug!(plugin = %plugin, %error, "reconcile did not complete");
@@ -123,6 +196,174 @@ impl PluginController {
                 std::future::ready(())
             })
             .await;
+    }
+
+    /// The delay for a requeue the plugin asked for: as asked, unless it is a fast one, which
+    /// goes through the per-object backoff and the plugin's requeue rate limit.
+    fn requeue_delay(&self, key: &ObjectRef<DynamicObject>, asked: Duration) -> Duration {
+        if asked >= FAST_REQUEUE {
+            self.backoff.reset(key);
+            return asked;
+        }
+        let delay = asked
+            .max(self.backoff.next_delay(key.clone()))
+            .max(self.throttle.reserve(Instant::now()));
+        if delay > asked {
+            self.metrics
+                .plugin
+                .requeues_throttled
+                .get_or_create(&PluginLabels::of(self.plugin.name()))
+                .inc();
+        }
+        delay
+    }
+
+    /// Takes a call that ended on a limit or a trap into account: metrics, the breaker, and a
+    /// Warning Event on the object (rate limited by the recorder's spam filter).
+    async fn call_failed(&self, object: &Arc<ReconciledObject>, error: &CallError) {
+        let plugin = self.plugin.name();
+        self.metrics
+            .plugin
+            .limit_failures
+            .get_or_create(&LimitLabels {
+                plugin: plugin.to_string(),
+                limit: limit_of(error),
+            })
+            .inc();
+        if let Tripped::For(cool_down) = self.breaker.failed(Instant::now()) {
+            tracing::error!(?cool_down, error = %error, "plugin suspended: its calls keep ending on limits or traps");
+            let labels = PluginLabels::of(plugin);
+            self.metrics.plugin.suspensions.get_or_create(&labels).inc();
+            self.metrics.plugin.suspended.get_or_create(&labels).set(1);
+            self.status.fail(
+                &self.check_name("breaker"),
+                Severity::Info,
+                format!(
+                    "suspended for {cool_down:?}: {} calls in a row ended on a limit or a trap; last: {error}",
+                    breaker::TRIP_AFTER
+                ),
+            );
+        }
+        let _ = self
+            .recorder
+            .record(
+                plugin,
+                object,
+                EventType::Warning,
+                RECONCILE_FAILED.to_owned(),
+                format!("the host stopped the reconcile: {error}"),
+                Vec::new(),
+            )
+            .await;
+    }
+
+    fn call_completed(&self) {
+        self.breaker.succeeded();
+        let labels = PluginLabels::of(self.plugin.name());
+        if self.metrics.plugin.suspended.get_or_create(&labels).get() != 0 {
+            self.metrics.plugin.suspended.get_or_create(&labels).set(0);
+            self.status.remove(&self.check_name("breaker"));
+            tracing::info!("plugin resumed after its cool-down");
+        }
+    }
+}
+
+fn limit_of(error: &CallError) -> Limit {
+    match error {
+        CallError::Trap { .. } => Limit::trap,
+        CallError::CpuLimit(_) => Limit::cpu,
+        CallError::Timeout(_) => Limit::timeout,
+        CallError::MemoryLimit { .. } => Limit::memory,
+        CallError::PluginMemory { .. } => Limit::plugin_memory,
+        CallError::TooMuchData { .. } => Limit::data,
+        CallError::Instantiate(_) => Limit::instantiate,
+    }
+}
+
+/// Watches the watch streams of one controller: readiness and a log line while they fail, and
+/// when they recover, a reconcile of everything with backoff forgotten.
+struct WatchHealth {
+    controller: Arc<PluginController>,
+    check: String,
+    failing: AtomicBool,
+    last_logged: std::sync::Mutex<Option<Instant>>,
+    recovered: mpsc::UnboundedSender<()>,
+}
+
+impl WatchHealth {
+    fn observe(&self, error: Option<&watcher::Error>) {
+        let controller = &self.controller;
+        match error {
+            Some(error) => {
+                let was_failing = self.failing.swap(true, Ordering::AcqRel);
+                if !was_failing {
+                    controller.status.fail(
+                        &self.check,
+                        Severity::Unready,
+                        format!("watch failing: {error}"),
+                    );
+                }
+                let mut last = self
+                    .last_logged
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                let now = Instant::now();
+                if last.is_none_or(|at| now.duration_since(at) >= WATCH_ERROR_LOG_INTERVAL) {
+                    *last = Some(now);
+                    tracing::warn!(plugin = %controller.plugin.name(), %error, "watch failed; retrying (logged at most every {WATCH_ERROR_LOG_INTERVAL:?})");
+                }
+            }
+            None => {
+                if self.failing.swap(false, Ordering::AcqRel) {
+                    tracing::info!(plugin = %controller.plugin.name(), "watch recovered; reconciling every object again");
+                    controller.status.pass(&self.check);
+                    controller.backoff.clear();
+                    let _ = self.recovered.unbounded_send(());
+                }
+            }
+        }
+    }
+}
+
+/// Watch retries: 250 ms doubling to 4 s, jittered, so that a watch comes back within a few
+/// seconds of the API server (kube's default goes up to 30 s).
+struct WatchBackoff {
+    next: Duration,
+    seed: u64,
+}
+
+const WATCH_RETRY_FIRST: Duration = Duration::from_millis(250);
+const WATCH_RETRY_MAX: Duration = Duration::from_secs(4);
+
+impl Default for WatchBackoff {
+    fn default() -> Self {
+        Self {
+            next: WATCH_RETRY_FIRST,
+            seed: u64::from(std::process::id()),
+        }
+    }
+}
+
+impl Iterator for WatchBackoff {
+    type Item = Duration;
+
+    fn next(&mut self) -> Option<Duration> {
+        let delay = self.next;
+        self.next = (self.next * 2).min(WATCH_RETRY_MAX);
+        // Up to a quarter more, so that many watches do not retry in step.
+        self.seed = self
+            .seed
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let jitter =
+            delay.mul_f64(f64::from(u32::try_from(self.seed >> 48).unwrap_or(0)) / 65_536.0 / 4.0);
+        Some(delay + jitter)
+    }
+}
+
+impl kube::runtime::utils::Backoff for WatchBackoff {
+    fn reset(&mut self) {
+        self.next = WATCH_RETRY_FIRST;
     }
 }
 
@@ -143,18 +384,28 @@ async fn reconcile(
     );
     let key = ObjectRef::from_obj_with(object.as_ref(), resource.clone());
     async move {
-        if object.metadata.deletion_timestamp.is_some() {
+        if object.meta().deletion_timestamp.is_some() {
             // Without a finalizer there is nothing left to do: owned objects are
             // garbage-collected through their owner references.
             tracing::debug!("object is being deleted; not reconciled");
             return Ok(Action::await_change());
         }
+        if let Gate::Open(left) = controller.breaker.gate(Instant::now()) {
+            tracing::debug!(?left, "plugin suspended; not reconciled");
+            return Err(ReconcileFailure::Suspended(left));
+        }
+        let regarding = Arc::new(reconciled.clone());
         let scope = CallScope::new(
             reconciled,
-            controller.plugin.name(),
-            &controller.kinds,
-            &controller.client,
-            &controller.recorder,
+            &ScopeParts {
+                plugin: controller.plugin.name(),
+                kinds: &controller.kinds,
+                client: &controller.client,
+                recorder: &controller.recorder,
+                max_api_calls: controller.settings.max_api_calls,
+                payload_bytes: &controller.plugin.limits().payload_bytes,
+                impersonate: controller.settings.impersonate.as_ref(),
+            },
         );
         let object_json = serde_json::to_string(object.as_ref())?;
         let started = std::time::Instant::now();
@@ -169,11 +420,19 @@ async fn reconcile(
         controller
             .metrics
             .reconciled(controller.plugin.name(), result, elapsed);
+        if outcome.is_ok() {
+            controller.call_completed();
+        }
         match outcome {
             Ok(Outcome::Done { requeue_after }) => {
-                controller.backoff.reset(&key);
-                tracing::info!(?elapsed, ?requeue_after, "reconciled");
-                Ok(requeue_after.map_or_else(Action::await_change, Action::requeue))
+                tracing::debug!(?elapsed, ?requeue_after, "reconciled");
+                Ok(match requeue_after {
+                    None => {
+                        controller.backoff.reset(&key);
+                        Action::await_change()
+                    }
+                    Some(asked) => Action::requeue(controller.requeue_delay(&key, asked)),
+                })
             }
             Ok(Outcome::Terminal(message)) => {
                 controller.backoff.reset(&key);
@@ -186,6 +445,7 @@ async fn reconcile(
             }
             Err(error) => {
                 tracing::error!(?elapsed, error = %error, "plugin call failed; will retry");
+                controller.call_failed(&regarding, &error).await;
                 Err(ReconcileFailure::Call(error))
             }
         }
@@ -196,13 +456,40 @@ async fn reconcile(
 
 fn error_policy(
     object: Arc<DynamicObject>,
-    _failure: &ReconcileFailure,
+    failure: &ReconcileFailure,
     controller: Arc<PluginController>,
 ) -> Action {
     let key = ObjectRef::from_obj_with(
         object.as_ref(),
         controller.kinds.reconciles.resource.clone(),
     );
-    let delay: Duration = controller.backoff.next_delay(key);
-    Action::requeue(delay)
+    if let ReconcileFailure::Suspended(left) = failure {
+        return Action::requeue(*left);
+    }
+    // controller-runtime's default: the larger of per-object backoff and the plugin's bucket.
+    let delay = controller
+        .backoff
+        .next_delay(key)
+        .max(controller.throttle.reserve(Instant::now()));
+    match controller.breaker.gate(Instant::now()) {
+        Gate::Open(left) => Action::requeue(delay.max(left)),
+        Gate::Closed => Action::requeue(delay),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use kube::runtime::utils::Backoff as _;
+
+    use super::*;
+
+    #[test]
+    fn watch_retries_stay_within_a_few_seconds() {
+        let mut backoff = WatchBackoff::default();
+        let delays: Vec<_> = backoff.by_ref().take(10).collect();
+        assert!(delays[0] >= WATCH_RETRY_FIRST && delays[0] < WATCH_RETRY_FIRST * 2);
+        assert!(delays.iter().all(|d| *d <= WATCH_RETRY_MAX.mul_f64(1.25)));
+        backoff.reset();
+        assert!(backoff.next().is_some_and(|d| d < WATCH_RETRY_FIRST * 2));
+    }
 }

@@ -1,9 +1,13 @@
 //! The host side of the WIT imports: event recorder, scoped client and log.
 //!
 //! Every import answers the guest with a WIT error value rather than trapping: a plugin that
-//! asks for something it may not have gets told why, and can record it or give up.
+//! asks for something it may not have gets told why, and can record it or give up. Time spent
+//! in an import is not charged to the guest's CPU limit.
+
+use std::time::Instant;
 
 use super::bindings::{client, event_recorder, log, types};
+use super::log::{LineVerdict, MAX_LINE_BYTES, escape};
 use super::state::GuestState;
 use kube::api::GroupVersionKind;
 
@@ -15,7 +19,7 @@ use event_recorder::EventError;
 impl types::Host for GuestState {}
 
 impl GuestState {
-    fn record(
+    async fn record(
         &mut self,
         event_type: event_recorder::EventType,
         reason: String,
@@ -29,14 +33,20 @@ impl GuestState {
             event_recorder::EventType::Normal => EventType::Normal,
             event_recorder::EventType::Warning => EventType::Warning,
         };
-        match scope.recorder.record(
-            &self.plugin,
-            &scope.object,
-            event_type,
-            reason,
-            message,
-            annotations,
-        ) {
+        let started = Instant::now();
+        let recorded = scope
+            .recorder
+            .record(
+                &self.plugin,
+                &scope.object,
+                event_type,
+                reason,
+                message,
+                annotations,
+            )
+            .await;
+        self.cpu.add_import_time(started.elapsed());
+        match recorded {
             Ok(()) => Ok(()),
             Err(RecordError::Invalid(crate::recorder::InvalidEvent::Reason(reason))) => {
                 Err(EventError::InvalidReason(format!(
@@ -49,10 +59,10 @@ impl GuestState {
         }
     }
 
-    fn client_scope(&self) -> Result<&crate::client::ScopedClient, client::ClientError> {
+    fn client_scope(&self) -> Result<crate::client::ScopedClient, client::ClientError> {
         self.scope
             .as_ref()
-            .map(|scope| &scope.client)
+            .map(|scope| scope.client.clone())
             .ok_or_else(|| {
                 client::ClientError::Forbidden("the client is only available in reconcile".into())
             })
@@ -66,7 +76,7 @@ impl event_recorder::Host for GuestState {
         reason: String,
         message: String,
     ) -> wasmtime::Result<Result<(), EventError>> {
-        Ok(self.record(event_type, reason, message, Vec::new()))
+        Ok(self.record(event_type, reason, message, Vec::new()).await)
     }
 
     async fn annotated_event(
@@ -76,7 +86,7 @@ impl event_recorder::Host for GuestState {
         reason: String,
         message: String,
     ) -> wasmtime::Result<Result<(), EventError>> {
-        Ok(self.record(event_type, reason, message, annotations))
+        Ok(self.record(event_type, reason, message, annotations).await)
     }
 }
 
@@ -102,11 +112,9 @@ impl client::Host for GuestState {
             Err(error) => return Ok(Err(error)),
         };
         let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
-        let result = scoped
-            .get(&gvk, &name)
-            .await
-            .map(|object| object.map(|value| value.to_string()))
-            .map_err(client::ClientError::from);
+        let started = Instant::now();
+        let result = scoped.get(&gvk, &name).await.map_err(Into::into);
+        self.cpu.add_import_time(started.elapsed());
         Ok(result)
     }
 
@@ -118,11 +126,9 @@ impl client::Host for GuestState {
             Ok(scoped) => scoped,
             Err(error) => return Ok(Err(error)),
         };
-        let result = scoped
-            .apply(&object)
-            .await
-            .map(|value| value.to_string())
-            .map_err(client::ClientError::from);
+        let started = Instant::now();
+        let result = scoped.apply(&object).await.map_err(Into::into);
+        self.cpu.add_import_time(started.elapsed());
         Ok(result)
     }
 
@@ -134,18 +140,28 @@ impl client::Host for GuestState {
             Ok(scoped) => scoped,
             Err(error) => return Ok(Err(error)),
         };
-        let result = scoped
-            .patch_status(&status)
-            .await
-            .map(|value| value.to_string())
-            .map_err(client::ClientError::from);
+        let started = Instant::now();
+        let result = scoped.patch_status(&status).await.map_err(Into::into);
+        self.cpu.add_import_time(started.elapsed());
         Ok(result)
     }
 }
 
 impl log::Host for GuestState {
     async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+        let suppressed = match self.log.admit(Instant::now()) {
+            LineVerdict::Write { suppressed } => suppressed,
+            LineVerdict::Drop => return Ok(()),
+        };
+        if suppressed > 0 {
+            tracing::warn!(
+                target: "plugin",
+                suppressed,
+                "plugin log lines dropped: the plugin writes faster than its log rate limit"
+            );
+        }
         // The reconcile span around the call carries plugin, kind, namespace and name.
+        let message = escape(&message, MAX_LINE_BYTES);
         match level {
             log::Level::Trace => tracing::trace!(target: "plugin", "{message}"),
             log::Level::Debug => tracing::debug!(target: "plugin", "{message}"),

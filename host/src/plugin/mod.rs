@@ -8,6 +8,8 @@
 
 mod bindings;
 mod imports;
+mod limits;
+mod log;
 mod sandbox;
 mod state;
 
@@ -20,10 +22,13 @@ use wasmtime::component::{Component, Linker};
 use wasmtime::{Store, UpdateDeadline};
 
 use bindings::{ReconcilerPre, types};
+pub(crate) use limits::PluginLimits;
+use log::GuestLog;
 pub(crate) use sandbox::Sandbox;
 pub use sandbox::SandboxConfig;
-pub(crate) use state::CallScope;
-use state::GuestState;
+pub(crate) use state::GuestState;
+pub(crate) use state::{CallScope, ScopeParts};
+use state::{MemoryLimiter, MemoryRefusal};
 
 /// Why a plugin could not be loaded.
 #[derive(Debug, thiserror::Error)]
@@ -101,6 +106,21 @@ pub enum CallError {
         /// What the guest wrote to stderr.
         stderr: String,
     },
+    /// The plugin's instances together hold the plugin's whole share of the host's memory
+    /// budget: this instance could not grow (and then trapped), or could not start.
+    #[error("plugin's instances together hold its memory share of {share} bytes{}", stderr_suffix(.stderr))]
+    PluginMemory {
+        /// The plugin's share in bytes.
+        share: u64,
+        /// What the guest wrote to stderr.
+        stderr: String,
+    },
+    /// The guest passed more data to one host call than the host accepts.
+    #[error("plugin passed more than {limit} bytes to one host call")]
+    TooMuchData {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// The host could not create an instance.
     #[error("failed to instantiate the plugin")]
     Instantiate(#[source] wasmtime::Error),
@@ -144,6 +164,8 @@ pub(crate) struct Plugin {
 struct Instances {
     pre: ReconcilerPre<GuestState>,
     sandbox: Sandbox,
+    limits: PluginLimits,
+    log: Arc<GuestLog>,
 }
 
 /// The linker every plugin is pre-linked against: WASI (empty context) and the host imports.
@@ -193,14 +215,23 @@ impl Plugin {
             path: path.to_owned(),
             source,
         })?;
+        // Until the host shares its budget out, one instance of the per-instance size.
+        let limits = PluginLimits::new(crate::budget::PluginShare {
+            memory: u64::try_from(sandbox.config.memory_limit_bytes()).unwrap_or(u64::MAX),
+            payload: 0,
+            slots: 1,
+        });
         let instances = Instances {
             pre,
             sandbox: sandbox.clone(),
+            limits,
+            log: Arc::new(GuestLog::new(Default::default())),
         };
         // Until it has named itself, the plugin goes by its file name.
         let file_name: Arc<str> = Arc::from(path.file_stem().unwrap_or_default().to_string_lossy());
+        let timeout = sandbox.config.metadata_timeout_duration();
         let raw = instances
-            .run(file_name, None, async |reconciler, store| {
+            .run_within(file_name, None, timeout, async |reconciler, store| {
                 reconciler.call_metadata(store).await
             })
             .await
@@ -224,6 +255,21 @@ impl Plugin {
 
     pub(crate) fn name(&self) -> &Arc<str> {
         &self.metadata.name
+    }
+
+    /// Gives the plugin its share of the host: from now on its calls run within `limits`,
+    /// and the log lines it loses to its rate limit count on `log_dropped`.
+    pub(crate) fn set_limits(
+        &mut self,
+        limits: PluginLimits,
+        log_dropped: prometheus_client::metrics::counter::Counter,
+    ) {
+        self.instances.limits = limits;
+        self.instances.log = Arc::new(GuestLog::new(log_dropped));
+    }
+
+    pub(crate) fn limits(&self) -> &PluginLimits {
+        &self.instances.limits
     }
 
     /// Calls `metadata` in a fresh instance.
@@ -273,27 +319,51 @@ impl Instances {
         scope: Option<CallScope>,
         call: impl AsyncFnOnce(&bindings::Reconciler, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
+        let timeout = self.sandbox.config.call_timeout_duration();
+        self.run_within(plugin, scope, timeout, call).await
+    }
+
+    /// [`Instances::run`] with a wall-clock limit of `timeout`, which also bounds the wait for
+    /// a slot: time a guest spends blocked (sleeping, polling, waiting on imports) counts.
+    async fn run_within<R>(
+        &self,
+        plugin: Arc<str>,
+        scope: Option<CallScope>,
+        timeout: Duration,
+        call: impl AsyncFnOnce(&bindings::Reconciler, &mut Store<GuestState>) -> wasmtime::Result<R>,
+    ) -> Result<R, CallError> {
         let config = &self.sandbox.config;
-        // Back-pressure: wait for a pooling-allocator slot rather than fail to instantiate.
-        let _slot = self
-            .sandbox
-            .slots
-            .acquire()
-            .await
-            .map_err(|e| CallError::Instantiate(wasmtime::Error::msg(e.to_string())))?;
+        // Back-pressure: wait for one of the plugin's own slots (so a plugin can only ever
+        // hold its own), then for a pooling-allocator slot, rather than fail to instantiate.
+        let closed = |e: tokio::sync::AcquireError| {
+            CallError::Instantiate(wasmtime::Error::msg(e.to_string()))
+        };
+        let _plugin_slot = self.limits.slots.acquire().await.map_err(closed)?;
+        let _slot = self.sandbox.slots.acquire().await.map_err(closed)?;
+        let limiter = MemoryLimiter::new(config.memory_limit_bytes(), self.limits.memory.clone());
         let state = GuestState::new(
             plugin,
             scope,
-            config.memory_limit_bytes(),
+            limiter,
             config.cpu_limit_ticks(),
+            self.log.clone(),
         );
         let mut store = Store::new(&self.sandbox.engine, state);
         store.limiter(|state| &mut state.limits);
+        // Strings and lists the guest passes to one import: enough for the largest object the
+        // API server accepts, and no more (wasmtime's default is 128 MiB per call).
+        store.set_hostcall_fuel(sandbox::HOSTCALL_FUEL);
+        store.set_max_component_handles(state::RESOURCE_TABLE_CAPACITY);
         // Yield to the runtime on every tick, so that a spinning guest shares its thread,
         // and interrupt it once its CPU budget is spent.
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(|mut context| {
             let state = context.data_mut();
+            // A tick spent mostly inside host imports (waiting on the API server) is not the
+            // guest's CPU time: only the wall-clock timeout bounds that.
+            if !state.cpu.tick_was_guest_time(std::time::Instant::now()) {
+                return Ok(UpdateDeadline::Yield(1));
+            }
             if state.cpu_ticks_left == 0 {
                 return Ok(UpdateDeadline::Interrupt);
             }
@@ -301,13 +371,16 @@ impl Instances {
             Ok(UpdateDeadline::Yield(1))
         });
 
-        let timeout = config.call_timeout_duration();
         let run = async {
-            let reconciler = self
-                .pre
-                .instantiate_async(&mut store)
-                .await
-                .map_err(CallError::Instantiate)?;
+            let reconciler = match self.pre.instantiate_async(&mut store).await {
+                Ok(reconciler) => reconciler,
+                // Instantiating grows the memory to its initial size: the plugin's share may
+                // already be taken by its other instances.
+                Err(error) if store.data().limits.refused.is_some() => {
+                    return Err(self.classify(&store, error));
+                }
+                Err(error) => return Err(CallError::Instantiate(error)),
+            };
             call(&reconciler, &mut store)
                 .await
                 .map_err(|error| self.classify(&store, error))
@@ -321,10 +394,25 @@ impl Instances {
     fn classify(&self, store: &Store<GuestState>, error: wasmtime::Error) -> CallError {
         let state = store.data();
         let stderr = state.stderr_text();
-        if state.limits.refused_growth {
-            return CallError::MemoryLimit {
-                limit: self.sandbox.config.memory_limit_bytes(),
-                stderr,
+        match state.limits.refused {
+            Some(MemoryRefusal::Instance) => {
+                return CallError::MemoryLimit {
+                    limit: self.sandbox.config.memory_limit_bytes(),
+                    stderr,
+                };
+            }
+            Some(MemoryRefusal::PluginShare) => {
+                return CallError::PluginMemory {
+                    share: self.limits.memory.capacity(),
+                    stderr,
+                };
+            }
+            None => {}
+        }
+        // wasmtime's error type for this is private; its message is stable and specific.
+        if format!("{error:#}").contains("fuel allocated for hostcalls has been exhausted") {
+            return CallError::TooMuchData {
+                limit: sandbox::HOSTCALL_FUEL,
             };
         }
         if let Some(wasmtime::Trap::Interrupt) = error.downcast_ref::<wasmtime::Trap>() {

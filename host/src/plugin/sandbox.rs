@@ -14,6 +14,9 @@ use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConf
 
 /// How often the epoch ticker advances the engine's epoch: the granularity of CPU limits.
 pub(crate) const EPOCH_TICK: Duration = Duration::from_millis(10);
+/// Bytes a guest may pass to one host call (wasmtime's "hostcall fuel"): the largest payload a
+/// client call accepts plus room for the call's other arguments.
+pub(crate) const HOSTCALL_FUEL: usize = crate::client::MAX_PAYLOAD_BYTES + (64 << 10);
 
 /// Limits applied to every plugin instance.
 #[derive(Debug, Clone)]
@@ -22,6 +25,7 @@ pub struct SandboxConfig {
     memory_limit: usize,
     cpu_limit: Duration,
     call_timeout: Duration,
+    metadata_timeout: Duration,
 }
 
 impl Default for SandboxConfig {
@@ -31,6 +35,7 @@ impl Default for SandboxConfig {
             memory_limit: 64 << 20,
             cpu_limit: Duration::from_secs(2),
             call_timeout: Duration::from_secs(30),
+            metadata_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -58,7 +63,8 @@ impl SandboxConfig {
 
     /// The most CPU time one call may spend running guest code (default 2 s).
     ///
-    /// Time spent waiting on host imports (the API server) does not count; see
+    /// Counted in epoch ticks of 10 ms while the guest runs: time spent waiting on host
+    /// imports (the API server) or blocked does not count; see
     /// [`SandboxConfig::call_timeout`] for the wall-clock bound.
     #[must_use]
     pub fn cpu_limit(mut self, limit: Duration) -> Self {
@@ -67,10 +73,31 @@ impl SandboxConfig {
     }
 
     /// The most wall-clock time one call may take, host imports included (default 30 s).
+    ///
+    /// Time a guest spends blocked (sleeping, polling, waiting for a slot or an import)
+    /// counts: it is the bound on how long one reconcile can hold one of its plugin's slots.
     #[must_use]
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
         self
+    }
+
+    /// The most wall-clock time the `metadata` call at load may take (default 5 s, and never
+    /// more than [`SandboxConfig::call_timeout`]). Plugins load in parallel, so a slow one
+    /// delays only itself.
+    #[must_use]
+    pub fn metadata_timeout(mut self, timeout: Duration) -> Self {
+        self.metadata_timeout = timeout;
+        self
+    }
+
+    /// Instance slots across all plugins.
+    pub(crate) fn instance_slots(&self) -> u32 {
+        self.max_instances
+    }
+
+    pub(crate) fn metadata_timeout_duration(&self) -> Duration {
+        self.metadata_timeout.min(self.call_timeout)
     }
 
     pub(crate) fn memory_limit_bytes(&self) -> usize {

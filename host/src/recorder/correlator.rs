@@ -15,13 +15,19 @@
 //!   object, type): burst 25, one token back every 300 s (client-go's defaults). Repeats never
 //!   take tokens: they only raise a count, whose writes are already rate limited.
 //!
+//! - **Bounds.** The caches are bounded in entries and the series in bytes
+//!   ([`CorrelatorConfig::max_bytes`]); new Events waiting for their first write are bounded
+//!   in number ([`CorrelatorConfig::max_pending_creates`]), and so is the list of finished
+//!   series that still owe a write. Bookkeeping is O(1) per event: counters are kept as
+//!   state changes, never recounted by a scan.
+//!
 //! The message is part of the series key on purpose: `kubectl describe` shows one row per
 //! Event, and a key without the message (as in client-go's `tools/events`) would show a
 //! changed message under the first one's text. Many distinct messages are bounded by
 //! aggregation instead.
 
-use std::collections::{BTreeMap, HashSet};
-use std::hash::Hash;
+use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, Hash};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -45,6 +51,7 @@ pub(crate) struct CorrelatorConfig {
     pub(crate) spam_burst: u32,
     pub(crate) spam_refill: Duration,
     pub(crate) cache_size: NonZeroUsize,
+    pub(crate) max_bytes: usize,
     pub(crate) max_pending_creates: usize,
     pub(crate) max_attempts: u32,
     pub(crate) retry_interval: Duration,
@@ -60,7 +67,8 @@ impl Default for CorrelatorConfig {
             spam_burst: 25,
             spam_refill: Duration::from_secs(300),
             cache_size: NonZeroUsize::new(4096).unwrap_or(NonZeroUsize::MIN),
-            max_pending_creates: 1000,
+            max_bytes: 16 << 20,
+            max_pending_creates: 4096,
             max_attempts: 12,
             retry_interval: Duration::from_secs(10),
         }
@@ -90,7 +98,7 @@ pub(crate) enum Observed {
     Aggregated,
     /// The spam filter dropped it.
     Filtered,
-    /// Too many new Events are waiting to be written; it was dropped.
+    /// Too many new Events (or bytes) are waiting to be written; it was not taken.
     QueueFull,
 }
 
@@ -134,6 +142,10 @@ struct Series {
     last_write: Option<Instant>,
     failed_attempts: u32,
     retry_at: Option<Instant>,
+    /// A write of this series is with the API server: no other until it returns.
+    in_flight: bool,
+    /// What this entry costs in memory, roughly, for the byte bound.
+    bytes: usize,
 }
 
 impl Series {
@@ -141,9 +153,14 @@ impl Series {
         self.count > self.written_count
     }
 
+    /// Pending, and not yet on the server at all.
+    fn is_pending_create(&self) -> bool {
+        self.written_count == 0 && self.is_pending()
+    }
+
     /// Whether a write is due at `now`: the first two at once, then one per interval.
     fn is_due(&self, now: Instant, interval: Duration, flushing: bool) -> bool {
-        if !self.is_pending() {
+        if !self.is_pending() || self.in_flight {
             return false;
         }
         if let Some(retry_at) = self.retry_at
@@ -164,7 +181,6 @@ impl Series {
 #[derive(Debug, Clone)]
 pub(crate) struct Write {
     key: SeriesKey,
-    retired: bool,
     pub(crate) create: bool,
     pub(crate) name: String,
     pub(crate) first: Occurrence,
@@ -206,18 +222,30 @@ struct TokenBucket {
 #[derive(Debug)]
 struct Aggregate {
     window_start: Instant,
-    messages: HashSet<String>,
+    /// Hashes of the distinct messages seen: 8 bytes each, whatever the message.
+    messages: HashSet<u64>,
 }
+
+/// Occurrences whose pending counts were given up without a write, by plugin and reason.
+pub(crate) type Lost = Vec<(Arc<str>, String, u32)>;
 
 /// The recorder's state. See the module docs for the rules.
 #[derive(Debug)]
 pub(crate) struct Correlator {
     config: CorrelatorConfig,
     series: LruCache<SeriesKey, Series>,
-    /// Series pushed out of `series` (expired or evicted) that still have counts to write.
-    retired: Vec<(SeriesKey, Series)>,
+    /// Series pushed out of `series` (expired or evicted) that still have counts to write,
+    /// oldest first; at most `cache_size` of them.
+    retired: VecDeque<(SeriesKey, Series)>,
     aggregates: LruCache<AggregateKey, Aggregate>,
     buckets: LruCache<SpamKey, TokenBucket>,
+    /// Series (live or retired) not yet created on the server.
+    pending_creates: usize,
+    /// Bytes of all series, live and retired.
+    bytes: usize,
+    /// Given up without a write since the last [`Correlator::take_lost`].
+    lost: Lost,
+    hasher: std::collections::hash_map::RandomState,
 }
 
 impl Correlator {
@@ -226,9 +254,58 @@ impl Correlator {
             series: LruCache::new(config.cache_size),
             aggregates: LruCache::new(config.cache_size),
             buckets: LruCache::new(config.cache_size),
-            retired: Vec::new(),
+            retired: VecDeque::new(),
+            pending_creates: 0,
+            bytes: 0,
+            lost: Vec::new(),
+            hasher: std::collections::hash_map::RandomState::new(),
             config,
         }
+    }
+
+    /// Counts a series leaving the correlator's memory.
+    fn forget(&mut self, series: &Series) {
+        self.bytes = self.bytes.saturating_sub(series.bytes);
+        if series.is_pending_create() {
+            self.pending_creates = self.pending_creates.saturating_sub(1);
+        }
+    }
+
+    /// Keeps a finished series that still owes a write; past the bound, the oldest one gives
+    /// up what it owes (counted as lost).
+    fn retire(&mut self, key: SeriesKey, series: Series) {
+        self.retired.push_back((key, series));
+        if self.retired.len() > self.config.cache_size.get()
+            && let Some((_, oldest)) = self.retired.pop_front()
+        {
+            self.forget(&oldest);
+            self.lost.push((
+                oldest.first.plugin.clone(),
+                oldest.first.reason.clone(),
+                oldest.count - oldest.written_count,
+            ));
+        }
+    }
+
+    /// Makes room for `bytes` more by dropping least recently used series that owe nothing.
+    fn make_room(&mut self, bytes: usize) -> bool {
+        while self.bytes + bytes > self.config.max_bytes {
+            let Some((_, oldest)) = self.series.peek_lru() else {
+                return false;
+            };
+            if oldest.is_pending() {
+                return false;
+            }
+            if let Some((_, oldest)) = self.series.pop_lru() {
+                self.forget(&oldest);
+            }
+        }
+        true
+    }
+
+    /// Occurrences given up without a write since the last call.
+    pub(crate) fn take_lost(&mut self) -> Lost {
+        std::mem::take(&mut self.lost)
     }
 
     /// Takes one occurrence into account.
@@ -255,14 +332,17 @@ impl Correlator {
                 return Observed::Repeat;
             }
             // The series is over: a new Event starts; the old one keeps what it has to write.
-            if let Some(old) = self.series.pop(&key)
-                && old.is_pending()
-            {
-                self.retired.push((key.clone(), old));
+            if let Some(old) = self.series.pop(&key) {
+                if old.is_pending() {
+                    self.retire(key.clone(), old);
+                } else {
+                    self.forget(&old);
+                }
             }
         }
 
-        if self.pending_creates() >= self.config.max_pending_creates {
+        let bytes = series_bytes(&occurrence);
+        if self.pending_creates >= self.config.max_pending_creates || !self.make_room(bytes) {
             return Observed::QueueFull;
         }
         if !self.take_token(&occurrence, now) {
@@ -281,12 +361,18 @@ impl Correlator {
             last_write: None,
             failed_attempts: 0,
             retry_at: None,
+            in_flight: false,
+            bytes,
             first,
         };
-        if let Some((evicted_key, evicted)) = self.series.push(key, series)
-            && evicted.is_pending()
-        {
-            self.retired.push((evicted_key, evicted));
+        self.pending_creates += 1;
+        self.bytes += bytes;
+        if let Some((evicted_key, evicted)) = self.series.push(key, series) {
+            if evicted.is_pending() {
+                self.retire(evicted_key, evicted);
+            } else {
+                self.forget(&evicted);
+            }
         }
         if aggregated {
             Observed::Aggregated
@@ -315,7 +401,9 @@ impl Correlator {
         }
         // Past the limit only the count matters: stop storing messages.
         if aggregate.messages.len() < limit {
-            aggregate.messages.insert(occurrence.message.clone());
+            aggregate
+                .messages
+                .insert(self.hasher.hash_one(&occurrence.message));
         }
         aggregate.messages.len() >= limit
     }
@@ -347,32 +435,42 @@ impl Correlator {
         }
     }
 
-    fn pending_creates(&self) -> usize {
-        self.series
-            .iter()
-            .filter(|(_, series)| series.written_count == 0 && series.is_pending())
-            .count()
-    }
-
-    /// The writes due at `now`; with `flushing`, every pending one regardless of intervals.
-    pub(crate) fn due_writes(&mut self, now: Instant, flushing: bool) -> Vec<Write> {
+    /// Up to `max` writes due at `now`, oldest retired first; with `flushing`, every pending
+    /// one regardless of intervals. Each is marked in flight until [`Correlator::write_done`].
+    pub(crate) fn due_writes(&mut self, now: Instant, flushing: bool, max: usize) -> Vec<Write> {
         let interval = self.config.min_write_interval;
         let window = self.config.series_window;
         // Forget finished series that have nothing left to write.
+        let mut freed = 0usize;
         self.series.retain(|_, series| {
-            series.is_pending() || now.saturating_duration_since(series.last_seen) < window
+            let keep =
+                series.is_pending() || now.saturating_duration_since(series.last_seen) < window;
+            if !keep {
+                freed += series.bytes;
+            }
+            keep
         });
-        let live = self
-            .series
-            .iter()
-            .filter(|(_, series)| series.is_due(now, interval, flushing))
-            .map(|(key, series)| write_of(key, series, false));
-        let retired = self
-            .retired
-            .iter()
-            .filter(|(_, series)| series.is_due(now, interval, true))
-            .map(|(key, series)| write_of(key, series, true));
-        live.chain(retired).collect()
+        self.bytes = self.bytes.saturating_sub(freed);
+        let mut writes = Vec::new();
+        for (key, series) in &mut self.retired {
+            if writes.len() >= max {
+                return writes;
+            }
+            if series.is_due(now, interval, true) {
+                series.in_flight = true;
+                writes.push(write_of(key, series));
+            }
+        }
+        for (key, series) in &mut self.series {
+            if writes.len() >= max {
+                break;
+            }
+            if series.is_due(now, interval, flushing) {
+                series.in_flight = true;
+                writes.push(write_of(key, series));
+            }
+        }
+        writes
     }
 
     /// Records how `write` went, and what that means.
@@ -383,19 +481,24 @@ impl Correlator {
         now: Instant,
     ) -> WriteOutcome {
         let config = &self.config;
-        let series = if write.retired {
-            self.retired
+        // A live write's series may have retired while the write was in flight.
+        let series = match self
+            .series
+            .peek_mut(&write.key)
+            .filter(|series| series.name == write.name)
+        {
+            Some(series) => Some(series),
+            None => self
+                .retired
                 .iter_mut()
                 .find(|(key, series)| key == &write.key && series.name == write.name)
-                .map(|(_, series)| series)
-        } else {
-            self.series
-                .peek_mut(&write.key)
-                .filter(|series| series.name == write.name)
+                .map(|(_, series)| series),
         };
         let Some(series) = series else {
             return WriteOutcome::Retrying;
         };
+        series.in_flight = false;
+        let was_pending_create = series.is_pending_create();
         let outcome = match result {
             WriteResult::Written => {
                 series.written_count = write.count;
@@ -430,7 +533,20 @@ impl Correlator {
                 WriteOutcome::Dropped(lost)
             }
         };
-        self.retired.retain(|(_, series)| series.is_pending());
+        match (was_pending_create, series.is_pending_create()) {
+            (true, false) => self.pending_creates = self.pending_creates.saturating_sub(1),
+            (false, true) => self.pending_creates += 1,
+            _ => {}
+        }
+        let mut freed = 0usize;
+        self.retired.retain(|(_, series)| {
+            let keep = series.is_pending() || series.in_flight;
+            if !keep {
+                freed += series.bytes;
+            }
+            keep
+        });
+        self.bytes = self.bytes.saturating_sub(freed);
         outcome
     }
 
@@ -439,16 +555,38 @@ impl Correlator {
         !self.retired.is_empty() || self.series.iter().any(|(_, series)| series.is_pending())
     }
 
+    /// New Events waiting for their first write.
+    pub(crate) fn pending_creates(&self) -> usize {
+        self.pending_creates
+    }
+
     /// Entries in the series, aggregation and spam caches.
     pub(crate) fn cache_sizes(&self) -> (usize, usize, usize) {
         (self.series.len(), self.aggregates.len(), self.buckets.len())
     }
+
+    /// Bytes the series hold, live and retired.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
 }
 
-fn write_of(key: &SeriesKey, series: &Series, retired: bool) -> Write {
+/// What a series about `occurrence` costs in memory, roughly: its strings (the key repeats
+/// the reason and message) and a fixed overhead for the rest.
+fn series_bytes(occurrence: &Occurrence) -> usize {
+    let annotations: usize = occurrence
+        .annotations
+        .iter()
+        .map(|(key, value)| key.len() + value.len() + 48)
+        .sum();
+    256 + 2 * (occurrence.reason.len() + occurrence.message.len() + occurrence.regarding.uid.len())
+        + occurrence.regarding.name.len()
+        + annotations
+}
+
+fn write_of(key: &SeriesKey, series: &Series) -> Write {
     Write {
         key: key.clone(),
-        retired,
         create: series.written_count == 0,
         name: series.name.clone(),
         note: series.first.message.clone(),
@@ -496,7 +634,7 @@ mod tests {
 
     /// Performs every due write successfully; returns them.
     fn write_all(correlator: &mut Correlator, now: Instant) -> Vec<Write> {
-        let writes = correlator.due_writes(now, false);
+        let writes = correlator.due_writes(now, false, usize::MAX);
         for write in &writes {
             correlator.write_done(write, WriteResult::Written, now);
         }
@@ -699,10 +837,10 @@ mod tests {
         correlator.observe(occurrence("a", "Seen", "m"), now);
         write_all(&mut correlator, now);
         correlator.observe(occurrence("a", "Seen", "m"), now);
-        let patch = correlator.due_writes(now, false);
+        let patch = correlator.due_writes(now, false, usize::MAX);
         assert!(!patch[0].create);
         correlator.write_done(&patch[0], WriteResult::NotFound, now);
-        let again = correlator.due_writes(now, false);
+        let again = correlator.due_writes(now, false, usize::MAX);
         assert_eq!((again[0].create, again[0].count), (true, 2));
     }
 
@@ -713,7 +851,7 @@ mod tests {
         correlator.observe(occurrence("a", "Seen", "m"), now);
         let mut attempts = 0;
         loop {
-            let writes = correlator.due_writes(now, false);
+            let writes = correlator.due_writes(now, false, usize::MAX);
             if let Some(write) = writes.first() {
                 attempts += 1;
                 match correlator.write_done(write, WriteResult::Failed, now) {
@@ -737,16 +875,16 @@ mod tests {
         let mut correlator = Correlator::new(CorrelatorConfig::default());
         let now = Instant::now();
         correlator.observe(occurrence("a", "Seen", "m"), now);
-        let write = correlator.due_writes(now, false).remove(0);
+        let write = correlator.due_writes(now, false, usize::MAX).remove(0);
         correlator.write_done(&write, WriteResult::Failed, now);
         assert!(
             correlator
-                .due_writes(now + Duration::from_secs(9), false)
+                .due_writes(now + Duration::from_secs(9), false, usize::MAX)
                 .is_empty()
         );
         assert_eq!(
             correlator
-                .due_writes(now + Duration::from_secs(11), false)
+                .due_writes(now + Duration::from_secs(11), false, usize::MAX)
                 .len(),
             1
         );

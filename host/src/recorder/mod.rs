@@ -1,6 +1,8 @@
 //! Kubernetes Events recorded by plugins: validated at the call, correlated in memory (series,
-//! aggregation, spam filter: see [`correlator`]), and written to the API server by one
-//! background task, so a guest never waits on the API server.
+//! aggregation, spam filter: see [`correlator`]), and written to the API server by a background
+//! task with up to [`RecorderConfig::concurrent_writes`] writes in flight, so a guest never
+//! waits on the API server, except when new Events pile up faster than the server takes them:
+//! then recording a new Event waits for room (back-pressure) rather than dropping it.
 //!
 //! Behaviour and numbers for users are in `docs/events.md`.
 //!
@@ -21,13 +23,13 @@ mod validate;
 mod writer;
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::jiff::Timestamp;
 use tokio::sync::Notify;
-use tokio::task::JoinHandle;
+use tokio::task::{JoinHandle, JoinSet};
 
 use crate::metrics::{EventOutcome, Metrics};
 use crate::object::ReconciledObject;
@@ -39,6 +41,8 @@ use writer::Writer;
 /// How often the writer looks for due writes when nothing new arrives: the resolution of the
 /// one-write-per-second rule and of retries.
 const WRITER_TICK: Duration = Duration::from_millis(200);
+/// How often a dropped-Event warning may be logged.
+const DROP_LOG_INTERVAL: Duration = Duration::from_secs(10);
 
 /// Event severity, as in `corev1.EventTypeNormal` / `corev1.EventTypeWarning`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -70,6 +74,8 @@ pub struct RecorderConfig {
     correlator: CorrelatorConfig,
     api: EventsApi,
     host_name: String,
+    concurrent_writes: usize,
+    max_wait: Duration,
 }
 
 impl Default for RecorderConfig {
@@ -78,18 +84,49 @@ impl Default for RecorderConfig {
             correlator: CorrelatorConfig::default(),
             api: EventsApi::default(),
             host_name: default_host_name(),
+            concurrent_writes: 16,
+            max_wait: Duration::from_secs(10),
         }
     }
 }
 
 impl RecorderConfig {
-    /// How many new Events may wait to be written (default 1000). Past it, new events are
-    /// dropped and counted (`outcome="dropped_queue_full"`); repeats of waiting ones still
-    /// count.
+    /// How many new Events may wait for their first write (default 4096). Past it, recording
+    /// a new Event waits for room, up to [`RecorderConfig::max_wait`]; repeats of waiting
+    /// ones never wait, they only raise a count.
     #[must_use]
     pub fn queue_capacity(mut self, capacity: usize) -> Self {
         self.correlator.max_pending_creates = capacity.max(1);
         self
+    }
+
+    /// Event writes in flight at once (default 16).
+    #[must_use]
+    pub fn concurrent_writes(mut self, writes: usize) -> Self {
+        self.concurrent_writes = writes.max(1);
+        self
+    }
+
+    /// How long recording a new Event may wait for room in a full queue before the Event is
+    /// dropped and counted (`outcome="dropped_queue_full"`; default 10 s). The wait counts
+    /// against the reconcile's wall-clock timeout, not its CPU limit.
+    #[must_use]
+    pub fn max_wait(mut self, wait: Duration) -> Self {
+        self.max_wait = wait;
+        self
+    }
+
+    /// Bytes the recorder's series may hold in memory (default 16 MiB). Past it, least
+    /// recently used series with nothing left to write are forgotten first; when all owe a
+    /// write, new Events wait as for a full queue.
+    #[must_use]
+    pub fn max_bytes(mut self, bytes: usize) -> Self {
+        self.correlator.max_bytes = bytes.max(1 << 20);
+        self
+    }
+
+    pub(crate) fn memory_bytes(&self) -> u64 {
+        u64::try_from(self.correlator.max_bytes).unwrap_or(u64::MAX)
     }
 
     /// Entries in each of the recorder's caches: series, aggregates and spam buckets
@@ -143,8 +180,33 @@ fn default_host_name() -> String {
 struct Shared {
     correlator: Mutex<Correlator>,
     wake: Notify,
+    /// Notified when writes complete: room may have been made for new Events.
+    room: Notify,
     closing: AtomicBool,
     metrics: Arc<Metrics>,
+    max_wait: Duration,
+    /// Rate limit of the "events dropped" warning: when it was last logged (ms since start).
+    last_drop_log: AtomicU64,
+    started: Instant,
+}
+
+impl Shared {
+    /// Logs a drop at most once per [`DROP_LOG_INTERVAL`].
+    fn log_drop(&self, what: &str, plugin: &str, reason: &str, lost: u32) {
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        let last = self.last_drop_log.load(Ordering::Relaxed);
+        let due = last == 0
+            || now.saturating_sub(last)
+                >= u64::try_from(DROP_LOG_INTERVAL.as_millis()).unwrap_or(0);
+        if due
+            && self
+                .last_drop_log
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::warn!(%plugin, %reason, lost, "{what} (logged at most every {DROP_LOG_INTERVAL:?}; see wasm_reconciler_events_total)");
+        }
+    }
 }
 
 impl Shared {
@@ -171,11 +233,15 @@ impl Recorder {
         let shared = Arc::new(Shared {
             correlator: Mutex::new(Correlator::new(config.correlator)),
             wake: Notify::new(),
+            room: Notify::new(),
             closing: AtomicBool::new(false),
             metrics,
+            max_wait: config.max_wait,
+            last_drop_log: AtomicU64::new(0),
+            started: Instant::now(),
         });
-        let writer = Writer::new(client, config.api, config.host_name);
-        let task = tokio::spawn(run_writer(shared.clone(), writer));
+        let writer = Arc::new(Writer::new(client, config.api, config.host_name));
+        let task = tokio::spawn(run_writer(shared.clone(), writer, config.concurrent_writes));
         (
             Self {
                 shared: shared.clone(),
@@ -184,8 +250,9 @@ impl Recorder {
         )
     }
 
-    /// Validates an event about `regarding` and takes it into account.
-    pub(crate) fn record(
+    /// Validates an event about `regarding` and takes it into account; waits for room when
+    /// new Events are queued faster than they are written.
+    pub(crate) async fn record(
         &self,
         plugin: &Arc<str>,
         regarding: &Arc<ReconciledObject>,
@@ -200,11 +267,17 @@ impl Recorder {
         let annotations = match checked {
             Ok(annotations) => annotations,
             Err(invalid) => {
-                metrics.events(plugin, &reason, EventOutcome::invalid, 1);
+                // Never the guest's text as a label value: one fixed label for all refusals.
+                metrics.events(
+                    plugin,
+                    crate::metrics::INVALID_REASON,
+                    EventOutcome::invalid,
+                    1,
+                );
                 return Err(invalid.into());
             }
         };
-        let occurrence = Occurrence {
+        let mut occurrence = Occurrence {
             plugin: plugin.clone(),
             regarding: regarding.clone(),
             event_type,
@@ -214,7 +287,24 @@ impl Recorder {
             time: Timestamp::now(),
         };
         let reason = occurrence.reason.clone();
-        let observed = self.shared.correlator().observe(occurrence, Instant::now());
+        let deadline = tokio::time::Instant::now() + self.shared.max_wait;
+        let observed = loop {
+            // Register for room before looking, so that a write finishing in between is seen.
+            let mut room = std::pin::pin!(self.shared.room.notified());
+            room.as_mut().enable();
+            let observed = self
+                .shared
+                .correlator()
+                .observe(occurrence.clone(), Instant::now());
+            if observed != Observed::QueueFull || self.shared.closing.load(Ordering::Relaxed) {
+                break observed;
+            }
+            self.shared.wake.notify_one();
+            if tokio::time::timeout_at(deadline, room).await.is_err() {
+                break Observed::QueueFull;
+            }
+            occurrence.time = Timestamp::now();
+        };
         match observed {
             Observed::New | Observed::Repeat => {}
             Observed::Aggregated => metrics.events(plugin, &reason, EventOutcome::aggregated, 1),
@@ -224,7 +314,12 @@ impl Recorder {
             }
             Observed::QueueFull => {
                 metrics.events(plugin, &reason, EventOutcome::dropped_queue_full, 1);
-                tracing::warn!(%reason, "event queue full; event dropped");
+                self.shared.log_drop(
+                    "event queue still full after waiting; event dropped",
+                    plugin,
+                    &reason,
+                    1,
+                );
             }
         }
         if matches!(observed, Observed::New | Observed::Aggregated) {
@@ -254,57 +349,93 @@ impl RecorderTask {
     }
 }
 
-async fn run_writer(shared: Arc<Shared>, writer: Writer) {
+async fn run_writer(shared: Arc<Shared>, writer: Arc<Writer>, concurrency: usize) {
     let mut tick = tokio::time::interval(WRITER_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut in_flight: JoinSet<(correlator::Write, correlator::WriteResult)> = JoinSet::new();
     loop {
         let closing = shared.closing.load(Ordering::SeqCst);
-        let writes = shared.correlator().due_writes(Instant::now(), closing);
-        for write in &writes {
-            let result = writer.write(write).await;
-            let outcome = shared
+        let room = concurrency.saturating_sub(in_flight.len());
+        if room > 0 {
+            let writes = shared
                 .correlator()
-                .write_done(write, result, Instant::now());
-            let (plugin, reason) = (&write.first.plugin, &write.first.reason);
-            match outcome {
-                WriteOutcome::Created => {
-                    shared
-                        .metrics
-                        .events(plugin, reason, EventOutcome::created, 1)
-                }
-                WriteOutcome::Patched => {
-                    shared
-                        .metrics
-                        .events(plugin, reason, EventOutcome::patched, 1)
-                }
-                WriteOutcome::Retrying => {}
-                WriteOutcome::Dropped(lost) => {
-                    shared
-                        .metrics
-                        .events(plugin, reason, EventOutcome::dropped_delivery, lost);
-                    tracing::error!(event = %write.name, %reason, lost, "event writes given up");
-                }
+                .due_writes(Instant::now(), closing, room);
+            for write in writes {
+                let writer = writer.clone();
+                in_flight.spawn(async move {
+                    let result = writer.write(&write).await;
+                    (write, result)
+                });
             }
         }
-        let (series, aggregates, spam, pending) = {
-            let correlator = shared.correlator();
+        let (series, aggregates, spam, pending, bytes, creates, lost) = {
+            let mut correlator = shared.correlator();
             let (series, aggregates, spam) = correlator.cache_sizes();
-            (series, aggregates, spam, correlator.has_pending())
+            (
+                series,
+                aggregates,
+                spam,
+                correlator.has_pending(),
+                correlator.bytes(),
+                correlator.pending_creates(),
+                correlator.take_lost(),
+            )
         };
+        for (plugin, reason, lost) in lost {
+            shared
+                .metrics
+                .events(&plugin, &reason, EventOutcome::dropped_delivery, lost);
+            shared.log_drop(
+                "finished event series evicted before its last write",
+                &plugin,
+                &reason,
+                lost,
+            );
+        }
         shared
             .metrics
-            .event_caches(series, aggregates, spam, pending);
-        if closing && !pending {
+            .event_caches(series, aggregates, spam, pending, bytes, creates);
+        if closing && !pending && in_flight.is_empty() {
             return;
         }
-        if closing && writes.is_empty() {
-            // Only retries are left, and they are not due yet: wait for them.
-            tick.tick().await;
-            continue;
-        }
         tokio::select! {
-            () = shared.wake.notified() => {}
+            () = shared.wake.notified(), if !closing => {}
             _ = tick.tick() => {}
+            Some(done) = in_flight.join_next() => {
+                if let Ok((write, result)) = done {
+                    finish(&shared, &write, result);
+                }
+                // Drain whatever else has finished, then look for more work.
+                while let Some(done) = in_flight.try_join_next() {
+                    if let Ok((write, result)) = done {
+                        finish(&shared, &write, result);
+                    }
+                }
+                shared.room.notify_waiters();
+            }
+        }
+    }
+}
+
+/// Takes a finished write into account and counts what it means.
+fn finish(shared: &Shared, write: &correlator::Write, result: correlator::WriteResult) {
+    let outcome = shared
+        .correlator()
+        .write_done(write, result, Instant::now());
+    let (plugin, reason) = (&write.first.plugin, &write.first.reason);
+    match outcome {
+        WriteOutcome::Created => shared
+            .metrics
+            .events(plugin, reason, EventOutcome::created, 1),
+        WriteOutcome::Patched => shared
+            .metrics
+            .events(plugin, reason, EventOutcome::patched, 1),
+        WriteOutcome::Retrying => {}
+        WriteOutcome::Dropped(lost) => {
+            shared
+                .metrics
+                .events(plugin, reason, EventOutcome::dropped_delivery, lost);
+            tracing::error!(event = %write.name, %reason, lost, "event writes given up");
         }
     }
 }

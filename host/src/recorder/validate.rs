@@ -31,7 +31,12 @@ pub(crate) fn validate_reason(reason: &str) -> Result<(), InvalidEvent> {
     if starts_upper && rest_alphanumeric && reason.len() <= MAX_REASON_LEN {
         Ok(())
     } else {
-        Err(InvalidEvent::Reason(reason.to_owned()))
+        // Keep only the start of what was sent: the reason may be megabytes long.
+        let mut shown: String = reason.chars().take(MAX_REASON_LEN).collect();
+        if shown.len() < reason.len() {
+            shown.push_str("...");
+        }
+        Err(InvalidEvent::Reason(shown))
     }
 }
 

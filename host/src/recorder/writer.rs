@@ -224,7 +224,7 @@ mod tests {
                 now,
             );
         }
-        correlator.due_writes(now, false).remove(0)
+        correlator.due_writes(now, false, usize::MAX).remove(0)
     }
 
     #[test]
