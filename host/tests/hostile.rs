@@ -40,19 +40,16 @@ pub struct Arena {
 }
 
 impl Arena {
+    /// A control plane with the CRD and the namespace.
     pub async fn new() -> Self {
+        let arena = Self::without_crd().await;
+        arena.install_crd().await;
+        arena
+    }
+
+    /// A control plane with the namespace only.
+    pub async fn without_crd() -> Self {
         let env = TestEnv::start().await.expect("control plane starts");
-        kubectl(&env, &["apply", "-f", CRD]).await;
-        kubectl(
-            &env,
-            &[
-                "wait",
-                "--for=condition=Established",
-                "crd/myresources.mygroup.example.com",
-                "--timeout=60s",
-            ],
-        )
-        .await;
         let namespaces: Api<Namespace> = Api::all(env.client());
         namespaces
             .create(
@@ -62,6 +59,21 @@ impl Arena {
             .await
             .expect("create namespace");
         Self { env }
+    }
+
+    /// Applies the example's CRD and waits until it is served.
+    pub async fn install_crd(&self) {
+        kubectl(&self.env, &["apply", "-f", CRD]).await;
+        kubectl(
+            &self.env,
+            &[
+                "wait",
+                "--for=condition=Established",
+                "crd/myresources.mygroup.example.com",
+                "--timeout=60s",
+            ],
+        )
+        .await;
     }
 
     pub fn client(&self) -> kube::Client {
@@ -418,4 +430,160 @@ async fn impersonated_plugins_get_only_what_their_service_account_may() {
         "{verdict}"
     );
     host.stop().await;
+}
+
+/// Peak resident memory of process `pid` (`VmHWM`), in bytes.
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| {
+            value
+                .trim()
+                .trim_end_matches("kB")
+                .trim()
+                .parse::<u64>()
+                .ok()
+        })
+        .expect("VmHWM")
+        * 1024
+}
+
+#[tokio::test]
+async fn the_host_stays_within_its_memory_budget_under_every_memory_attack() {
+    const BUDGET_MIB: u64 = 256;
+    let arena = Arena::new().await;
+    let scratch = tempfile::tempdir().expect("temp dir");
+    let kubeconfig = scratch.path().join("kubeconfig");
+    arena
+        .env
+        .write_kubeconfig(arena.env.config(), &kubeconfig)
+        .expect("kubeconfig");
+    let plugins = plugins_dir(&[&built_plugin("myresource"), &built_plugin("hostile")]);
+    let log_path = scratch.path().join("host.log");
+    let log = std::fs::File::create(&log_path).expect("log file");
+    let metrics_addr = free_address();
+    let mut host = tokio::process::Command::new(env!("CARGO_BIN_EXE_wasm-reconciler"))
+        .arg("run")
+        .args(["--plugins", &plugins.path().display().to_string()])
+        .args(["--kubeconfig", &kubeconfig.display().to_string()])
+        .args(["--memory-budget-mib", &BUDGET_MIB.to_string()])
+        .args(["--max-instances", "8"])
+        .args(["--health-addr", &metrics_addr.to_string()])
+        .args(["--metrics-addr", &metrics_addr.to_string()])
+        .env("RUST_LOG", "info")
+        .stdin(std::process::Stdio::null())
+        .stdout(log.try_clone().expect("log file"))
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("the host starts");
+    let pid = host.id().expect("host pid");
+    eventually("/readyz to answer 200", || async {
+        (http_get(metrics_addr, "/readyz").await?.0 == 200).then_some(())
+    })
+    .await;
+
+    // Reconciles that each hold 20 MiB, more at once than the plugin's share holds.
+    for i in 0..6 {
+        arena
+            .attack(
+                &format!("hold-{i}"),
+                "hold",
+                &[("mib", "20"), ("secs", "3")],
+            )
+            .await;
+    }
+    // Strings past the host-call limit through every import, and some just under it.
+    for target in [
+        "apply",
+        "status",
+        "reason",
+        "message",
+        "annotation",
+        "log",
+        "name",
+    ] {
+        arena
+            .attack(
+                &format!("huge-{target}"),
+                "huge",
+                &[("target", target), ("kib", "4096")],
+            )
+            .await;
+        arena
+            .attack(
+                &format!("big-{target}"),
+                "huge",
+                &[("target", target), ("kib", "2048")],
+            )
+            .await;
+    }
+    // Thousands of distinct invalid reasons of 64 KiB, and a log flood with forged lines.
+    arena
+        .attack(
+            "reasons",
+            "invalid-reasons",
+            &[("count", "2000"), ("bytes", "65536")],
+        )
+        .await;
+    arena
+        .attack(
+            "flood",
+            "log-flood",
+            &[("lines", "2000"), ("bytes", "65536")],
+        )
+        .await;
+
+    let metrics = |text: &str, labels: &str| metric(text, labels);
+    let text = eventually("every attack to have been answered", || async {
+        let (_, text) = http_get(metrics_addr, "/metrics").await?;
+        let failures = |limit: &str| {
+            metrics(
+                &text,
+                &format!(r#"wasm_reconciler_plugin_limit_failures_total{{plugin="hostile",limit="{limit}"}}"#),
+            )
+        };
+        let invalid = metrics(
+            &text,
+            r#"wasm_reconciler_events_total{plugin="hostile",reason="_invalid",outcome="invalid"}"#,
+        );
+        (failures("plugin_memory") >= 1.0 && failures("data") >= 5.0 && invalid >= 2000.0)
+            .then_some(text)
+    })
+    .await;
+    assert!(arena.example_converges("demo").await < CONVERGE_UNDER_ATTACK);
+    assert!(
+        metrics(
+            &text,
+            r#"wasm_reconciler_plugin_log_lines_dropped_total{plugin="hostile"}"#
+        ) > 0.0
+    );
+    assert!(text.len() < 256 << 10, "/metrics is {} bytes", text.len());
+
+    // Still the same process, within its budget at its peak.
+    assert!(
+        host.try_wait().expect("host status").is_none(),
+        "the host died"
+    );
+    let peak = peak_rss(pid);
+    eprintln!(
+        "peak RSS under attack: {} MiB of a {BUDGET_MIB} MiB budget",
+        peak >> 20
+    );
+    assert!(peak <= BUDGET_MIB << 20, "peak RSS {} MiB", peak >> 20);
+
+    let log = std::fs::read_to_string(&log_path).expect("host log");
+    assert!(
+        !log.lines()
+            .any(|line| line.starts_with("2026-12-03T00:00:00Z")),
+        "a plugin forged a host log line"
+    );
+    assert!(
+        log.len() < 8 << 20,
+        "the host wrote {} bytes of log",
+        log.len()
+    );
+    host.kill().await.expect("kill the host");
 }

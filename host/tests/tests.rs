@@ -8,10 +8,12 @@
 //! - `recorder`: the event recorder's series, aggregation, spam filter and API modes.
 //! - `isolation`: hostile plugins fail alone, each with the right error.
 //! - `hostile`: hostile plugins through the real host on a control plane, beside the example.
+//! - `resilience`: an API server outage, a CRD that arrives after the host.
 
 mod deploy;
 mod hostile;
 mod isolation;
 mod recorder;
+mod resilience;
 mod util;
 mod walking_skeleton;

@@ -135,6 +135,9 @@ pub enum Error {
     /// A user or group name cannot be sent as an impersonation header.
     #[error("cannot impersonate {0:?}: names must be visible ASCII")]
     InvalidIdentity(String),
+    /// The operation needs a control plane that testenv started itself.
+    #[error("{0} needs a control plane started by testenv, not USE_EXISTING_CLUSTER=true")]
+    ExistingClusterUnsupported(&'static str),
 }
 
 fn display_paths(paths: &[PathBuf]) -> String {

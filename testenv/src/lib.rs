@@ -116,6 +116,8 @@ pub struct TestEnv {
     data_dir_path: PathBuf,
     /// In start order: etcd, kube-apiserver, kube-controller-manager.
     processes: Vec<Process>,
+    /// How kube-apiserver was started, to start it again the same way.
+    apiserver: Option<(PathBuf, Vec<OsString>)>,
     data_dir: Option<tempfile::TempDir>,
     stop_timeout: Duration,
     existing_cluster: bool,
@@ -226,6 +228,44 @@ impl TestEnv {
     /// (`etcd.log`, `kube-apiserver.log`, `kube-controller-manager.log`). Removed on drop.
     pub fn data_dir(&self) -> &Path {
         &self.data_dir_path
+    }
+
+    /// Takes the API server away for `down`, as an outage looks to its clients: kills
+    /// kube-apiserver (connections are refused), waits, and starts it again with the same
+    /// port, certificates and etcd data. Returns once it is ready again.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::ExistingClusterUnsupported`] with `USE_EXISTING_CLUSTER=true`; otherwise as
+    /// for [`Builder::start`] if the API server does not come back.
+    pub async fn restart_apiserver(&mut self, down: Duration) -> Result<(), Error> {
+        let unsupported = || Error::ExistingClusterUnsupported("restarting the API server");
+        let (binary, args) = self.apiserver.clone().ok_or_else(unsupported)?;
+        let index = self
+            .processes
+            .iter()
+            .position(|process| process.name() == "kube-apiserver")
+            .ok_or_else(unsupported)?;
+        let process = &mut self.processes[index];
+        process.kill();
+        process.wait(Instant::now() + self.stop_timeout, self.stop_timeout)?;
+        tokio::time::sleep(down).await;
+        self.processes[index] =
+            Process::spawn("kube-apiserver", &binary, args, &self.data_dir_path)?;
+        let mut probe_config = self.config.clone();
+        probe_config.default_retry = false;
+        let probe = Client::try_from(probe_config).map_err(Error::Client)?;
+        let deadline = Instant::now() + DEFAULT_TIMEOUT;
+        wait_until_ready(self, &probe, "/readyz", deadline, DEFAULT_TIMEOUT)
+            .await
+            .map_err(|attempt| match attempt {
+                Attempt::Failed(error) => error,
+                Attempt::PortInUse { process, tail } => Error::PortsInUse {
+                    process,
+                    attempts: 1,
+                    tail,
+                },
+            })
     }
 
     /// The process ids of etcd, kube-apiserver and (if started) kube-controller-manager, in
@@ -425,6 +465,7 @@ impl Builder {
             ca_pem: Some(pki.ca_cert_pem.clone()),
             data_dir_path: dir.clone(),
             processes: Vec::new(),
+            apiserver: None,
             data_dir: Some(data_dir),
             stop_timeout: self.stop_timeout,
             existing_cluster: false,
@@ -479,12 +520,14 @@ impl Builder {
             "--profiling=false".to_owned(),
         ];
         apiserver_args.extend(self.apiserver_args.iter().cloned());
+        let apiserver_args = os_args(apiserver_args);
         env.processes.push(Process::spawn(
             "kube-apiserver",
             &binaries.apiserver,
-            os_args(apiserver_args),
+            apiserver_args.clone(),
             &dir,
         )?);
+        env.apiserver = Some((binaries.apiserver.clone(), apiserver_args));
         wait_until_ready(&mut env, &probe, "/readyz", deadline, self.start_timeout).await?;
         tracing::debug!(elapsed = ?started.elapsed(), "kube-apiserver ready");
 
@@ -552,6 +595,7 @@ impl Builder {
             ca_pem,
             data_dir_path: data_dir.path().to_owned(),
             processes: Vec::new(),
+            apiserver: None,
             data_dir: Some(data_dir),
             stop_timeout: self.stop_timeout,
             existing_cluster: true,

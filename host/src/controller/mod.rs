@@ -9,13 +9,14 @@
 //!
 //! What keeps one plugin from hurting the rest: a requeue rate limit ([`throttle`]), a circuit
 //! breaker ([`breaker`]) and per-object backoff ([`backoff`]). What keeps the host going
-//! through an API server outage: watches retry every few seconds at most ([`WatchBackoff`]),
-//! readiness reports the outage, and when a watch comes back every object is reconciled again
-//! at once, with its backoff forgotten.
+//! through an API server outage ([`watch`]): watches retry every few seconds at most and list
+//! afresh after an outage, readiness reports the outage, and when a watch comes back every
+//! object is reconciled again at once, with its backoff forgotten.
 
 mod backoff;
 mod breaker;
 mod throttle;
+mod watch;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -41,6 +42,7 @@ use crate::status::{HostStatus, Severity};
 use backoff::Backoff;
 use breaker::{Breaker, Gate, Tripped};
 use throttle::RequeueThrottle;
+use watch::{WatchBackoff, relisting_watcher};
 
 /// How often readiness re-checks whether the reconciled kind's cache is synced.
 const CACHE_SYNC_POLL: Duration = Duration::from_millis(200);
@@ -159,7 +161,7 @@ impl PluginController {
             recovered,
         });
         let observed = health.clone();
-        let trigger = watcher(api, watcher::Config::default())
+        let trigger = relisting_watcher(api, watcher::Config::default())
             .backoff(WatchBackoff::default())
             .inspect(move |event| observed.observe(event.as_ref().err()))
             .modify(|object| object.managed_fields_mut().clear())
@@ -178,7 +180,7 @@ impl PluginController {
                 &owned.resource,
             );
             let observed = health.clone();
-            let stream = watcher(owned_api, watcher::Config::default())
+            let stream = relisting_watcher(owned_api, watcher::Config::default())
                 .backoff(WatchBackoff::default())
                 .inspect(move |event| observed.observe(event.as_ref().err()))
                 .touched_objects();
@@ -325,48 +327,6 @@ impl WatchHealth {
     }
 }
 
-/// Watch retries: 250 ms doubling to 4 s, jittered, so that a watch comes back within a few
-/// seconds of the API server (kube's default goes up to 30 s).
-struct WatchBackoff {
-    next: Duration,
-    seed: u64,
-}
-
-const WATCH_RETRY_FIRST: Duration = Duration::from_millis(250);
-const WATCH_RETRY_MAX: Duration = Duration::from_secs(4);
-
-impl Default for WatchBackoff {
-    fn default() -> Self {
-        Self {
-            next: WATCH_RETRY_FIRST,
-            seed: u64::from(std::process::id()),
-        }
-    }
-}
-
-impl Iterator for WatchBackoff {
-    type Item = Duration;
-
-    fn next(&mut self) -> Option<Duration> {
-        let delay = self.next;
-        self.next = (self.next * 2).min(WATCH_RETRY_MAX);
-        // Up to a quarter more, so that many watches do not retry in step.
-        self.seed = self
-            .seed
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        let jitter =
-            delay.mul_f64(f64::from(u32::try_from(self.seed >> 48).unwrap_or(0)) / 65_536.0 / 4.0);
-        Some(delay + jitter)
-    }
-}
-
-impl kube::runtime::utils::Backoff for WatchBackoff {
-    fn reset(&mut self) {
-        self.next = WATCH_RETRY_FIRST;
-    }
-}
-
 async fn reconcile(
     object: Arc<DynamicObject>,
     controller: Arc<PluginController>,
@@ -474,22 +434,5 @@ fn error_policy(
     match controller.breaker.gate(Instant::now()) {
         Gate::Open(left) => Action::requeue(delay.max(left)),
         Gate::Closed => Action::requeue(delay),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use kube::runtime::utils::Backoff as _;
-
-    use super::*;
-
-    #[test]
-    fn watch_retries_stay_within_a_few_seconds() {
-        let mut backoff = WatchBackoff::default();
-        let delays: Vec<_> = backoff.by_ref().take(10).collect();
-        assert!(delays[0] >= WATCH_RETRY_FIRST && delays[0] < WATCH_RETRY_FIRST * 2);
-        assert!(delays.iter().all(|d| *d <= WATCH_RETRY_MAX.mul_f64(1.25)));
-        backoff.reset();
-        assert!(backoff.next().is_some_and(|d| d < WATCH_RETRY_FIRST * 2));
     }
 }

@@ -10,7 +10,7 @@
 //! - `scope-escape`: reads and writes through names that would change the request path;
 //! - `hold`: touches `mib` MiB of memory, then sleeps `secs` seconds;
 //! - `sleep`: sleeps `secs` seconds;
-//! - `huge`: passes `mib` MiB through the import `target` (`apply`, `status`, `reason`,
+//! - `huge`: passes `kib` KiB through the import `target` (`apply`, `status`, `reason`,
 //!   `message`, `annotation`, `log`, `name`);
 //! - `invalid-reasons`: records `count` distinct invalid reasons of `bytes` bytes each;
 //! - `requeue-now`: asks for an immediate requeue, every time;
@@ -117,7 +117,7 @@ impl Reconciler for Hostile {
                 Ok(Response::await_change())
             }
             Some("huge") => {
-                let big = "x".repeat(usize::try_from(number("mib", 50) << 20).unwrap_or(0));
+                let big = "x".repeat(usize::try_from(number("kib", 4096) << 10).unwrap_or(0));
                 let target = data["target"].as_str().unwrap_or("status");
                 let outcome = huge(ctx, target, &big);
                 report(ctx, &request, json!({ target: outcome }))?;
