@@ -78,7 +78,7 @@ pub trait ObjectClient {
 /// A Kubernetes client scoped to what the plugin declared in its
 /// [`Metadata`](crate::Metadata) and to the reconciled object's namespace.
 ///
-/// Reads come from the host's cache; writes go to the API server. Each call has a typed
+/// Reads and writes go to the API server, through the host's checks. Each call has a typed
 /// form (any `Serialize`/`DeserializeOwned` type: your own structs, `serde_json::Value`,
 /// `k8s-openapi` types) and a `_raw` form on JSON text.
 ///
