@@ -124,6 +124,7 @@ impl ReconcileHarness {
                 client: &self.client,
                 recorder: &self.recorder,
                 max_api_calls: crate::manager::DEFAULT_MAX_API_CALLS,
+                api_calls_refused: Default::default(),
                 payload_bytes: &self.plugin.limits().payload_bytes,
                 impersonate: None,
             },

@@ -99,6 +99,8 @@ pub struct Metrics {
 pub(crate) struct PluginMetrics {
     pub(crate) log_lines_dropped: Family<PluginLabels, Counter>,
     pub(crate) requeues_throttled: Family<PluginLabels, Counter>,
+    pub(crate) api_calls_refused: Family<PluginLabels, Counter>,
+    pub(crate) event_waits: Family<PluginLabels, Counter>,
     pub(crate) suspended: Family<PluginLabels, Gauge>,
     pub(crate) suspensions: Family<PluginLabels, Counter>,
     pub(crate) limit_failures: Family<LimitLabels, Counter>,
@@ -213,6 +215,16 @@ impl Metrics {
             "requeues_throttled",
             "Requeues delayed by the per-plugin requeue rate limit",
             plugin.requeues_throttled.clone(),
+        );
+        registry.register(
+            "api_calls_refused",
+            "Plugin API calls refused because the reconcile made its allowed number",
+            plugin.api_calls_refused.clone(),
+        );
+        registry.register(
+            "event_waits",
+            "Events whose recording waited for room in a full recorder queue",
+            plugin.event_waits.clone(),
         );
         registry.register(
             "plugin_suspended",

@@ -267,6 +267,7 @@ async fn a_reconcile_looping_on_the_api_is_cut_off_with_429() {
     // 50 reads went through; the 51st was refused with 429, and the loop ended.
     assert!(note.starts_with("calls=50 "), "{note}");
     assert!(note.contains("429"), "{note}");
+    assert!(host.metric(r#"wasm_reconciler_api_calls_refused_total{plugin="hostile"}"#) >= 1.0);
     assert!(arena.example_converges("demo").await < CONVERGE_UNDER_ATTACK);
     host.stop().await;
 }

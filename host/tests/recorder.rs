@@ -315,3 +315,36 @@ async fn core_v1_mode_writes_count_and_timestamps() {
     assert!(event.first_timestamp.is_some() && event.last_timestamp.is_some());
     storm.stop_host().await;
 }
+
+#[tokio::test]
+async fn a_full_queue_makes_the_plugin_wait_and_loses_no_event() {
+    // Room for 5 new Events; one reconcile records 20 distinct ones at once.
+    let mut storm = Storm::start(RecorderConfig::default().queue_capacity(5)).await;
+    let uid = storm
+        .ask(
+            "crowd",
+            &[
+                ("events", "20"),
+                ("reason", "Crowd"),
+                ("distinct-reasons", "true"),
+            ],
+        )
+        .await;
+    eventually("all 20 Events", || async {
+        (storm.events_about(&uid).await.len() == 20).then_some(())
+    })
+    .await;
+    let text = storm.metrics.encode();
+    assert!(
+        metric(
+            &text,
+            r#"wasm_reconciler_event_waits_total{plugin="event-storm"}"#
+        ) >= 1.0,
+        "the reconcile waited for room"
+    );
+    assert!(
+        !text.contains(r#"outcome="dropped_queue_full""#),
+        "nothing was dropped"
+    );
+    storm.stop_host().await;
+}

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::core::{Request, params::GetParams};
+use prometheus_client::metrics::counter::Counter;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use tokio::sync::Semaphore;
@@ -69,17 +70,23 @@ impl From<kube::Error> for ClientError {
 
 /// How many API calls one reconcile may still make. Shared by the clones of one reconcile's
 /// client; a new reconcile starts with a full allowance.
+///
+/// A guest calls imports one at a time, so a plugin never has more API requests in flight
+/// than it has instance slots: with this allowance, that bounds its use of the API server.
 #[derive(Debug)]
 pub(crate) struct CallAllowance {
     left: AtomicU32,
     limit: u32,
+    refused: Counter,
 }
 
 impl CallAllowance {
-    pub(crate) fn new(limit: u32) -> Arc<Self> {
+    /// `limit` calls; refusals count on `refused`.
+    pub(crate) fn new(limit: u32, refused: Counter) -> Arc<Self> {
         Arc::new(Self {
             left: AtomicU32::new(limit),
             limit,
+            refused,
         })
     }
 
@@ -90,13 +97,16 @@ impl CallAllowance {
                 left.checked_sub(1)
             })
             .map(drop)
-            .map_err(|_| ClientError::Api {
-                code: 429,
-                message: format!(
-                    "this reconcile made its {} API calls: the host allows no more in one \
-                     reconcile (return and requeue instead of looping)",
-                    self.limit
-                ),
+            .map_err(|_| {
+                self.refused.inc();
+                ClientError::Api {
+                    code: 429,
+                    message: format!(
+                        "this reconcile made its {} API calls: the host allows no more in one \
+                         reconcile (return and requeue instead of looping)",
+                        self.limit
+                    ),
+                }
             })
     }
 }
@@ -379,7 +389,8 @@ mod tests {
 
     #[test]
     fn a_reconcile_runs_out_of_calls_with_a_429() {
-        let allowance = CallAllowance::new(2);
+        let refused_calls = Counter::default();
+        let allowance = CallAllowance::new(2, refused_calls.clone());
         assert!(allowance.take().is_ok());
         assert!(allowance.take().is_ok());
         let refused = allowance.take();
@@ -387,6 +398,7 @@ mod tests {
             matches!(&refused, Err(ClientError::Api { code: 429, message }) if message.contains("2 API calls")),
             "{refused:?}"
         );
+        assert_eq!(refused_calls.get(), 1);
     }
 
     #[test]

@@ -363,6 +363,12 @@ async fn reconcile(
                 client: &controller.client,
                 recorder: &controller.recorder,
                 max_api_calls: controller.settings.max_api_calls,
+                api_calls_refused: controller
+                    .metrics
+                    .plugin
+                    .api_calls_refused
+                    .get_or_create(&PluginLabels::of(controller.plugin.name()))
+                    .clone(),
                 payload_bytes: &controller.plugin.limits().payload_bytes,
                 impersonate: controller.settings.impersonate.as_ref(),
             },

@@ -37,6 +37,8 @@ pub(crate) struct ScopeParts<'a> {
     pub(crate) client: &'a kube::Client,
     pub(crate) recorder: &'a Recorder,
     pub(crate) max_api_calls: u32,
+    /// Counts the plugin's calls refused for want of allowance.
+    pub(crate) api_calls_refused: prometheus_client::metrics::counter::Counter,
     pub(crate) payload_bytes: &'a Arc<tokio::sync::Semaphore>,
     pub(crate) impersonate: Option<&'a crate::client::Impersonation>,
 }
@@ -53,7 +55,7 @@ impl CallScope {
                 parts.plugin.clone(),
                 parts.kinds.clone(),
                 object.clone(),
-                CallAllowance::new(parts.max_api_calls),
+                CallAllowance::new(parts.max_api_calls, parts.api_calls_refused.clone()),
                 parts.payload_bytes.clone(),
                 parts.impersonate.cloned(),
             ),

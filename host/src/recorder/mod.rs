@@ -288,6 +288,7 @@ impl Recorder {
         };
         let reason = occurrence.reason.clone();
         let deadline = tokio::time::Instant::now() + self.shared.max_wait;
+        let mut waited = false;
         let observed = loop {
             // Register for room before looking, so that a write finishing in between is seen.
             let mut room = std::pin::pin!(self.shared.room.notified());
@@ -300,6 +301,14 @@ impl Recorder {
                 break observed;
             }
             self.shared.wake.notify_one();
+            if !waited {
+                waited = true;
+                metrics
+                    .plugin
+                    .event_waits
+                    .get_or_create(&crate::metrics::PluginLabels::of(plugin))
+                    .inc();
+            }
             if tokio::time::timeout_at(deadline, room).await.is_err() {
                 break Observed::QueueFull;
             }
