@@ -27,6 +27,12 @@ Tasks:
       --skip-go-mod-check         do not regenerate go.mod to compare (needs the Go proxy)
   demo             Start a local control plane, run the host on the example plugin, apply a
                    sample MyResource, print `kubectl describe` of it, and stop.
+  bench            End-to-end benchmark (not part of `test`): the release host with the example
+                   plugin against the same logic as a native kube-rs controller
+                   (bench/native-myresource), each on a fresh control plane; prints a markdown
+                   table and writes it to <target>/bench/e2e.md. See docs/benchmarks.md.
+      --objects N,...             MyResources created per run (default 1000,5000)
+      --runs R                    runs per object count and controller (default 3)
   help             Print this help.
 ";
 
@@ -43,6 +49,8 @@ pub(crate) enum Xtask {
     Test(Test),
     /// `cargo xtask demo`.
     Demo(Demo),
+    /// `cargo xtask bench`.
+    Bench(Bench),
 }
 
 /// Flags of `cargo xtask plugins` (none).
@@ -59,6 +67,15 @@ pub(crate) struct Test {
 /// Flags of `cargo xtask demo` (none).
 #[derive(Debug, Default)]
 pub(crate) struct Demo;
+
+/// Flags of `cargo xtask bench`.
+#[derive(Debug, Default)]
+pub(crate) struct Bench {
+    /// `--objects`: the object counts, comma-separated, as given (checked by the benchmark).
+    pub(crate) objects: Option<String>,
+    /// `--runs`: runs per object count and controller.
+    pub(crate) runs: Option<u32>,
+}
 
 /// Flags of `cargo xtask control-plane`.
 #[derive(Debug, Default)]
@@ -104,6 +121,13 @@ impl Xtask {
                 skip_go_mod_check: args.flag("--skip-go-mod-check"),
             }),
             "demo" => Xtask::Demo(Demo),
+            "bench" => Xtask::Bench(Bench {
+                objects: args.value("--objects")?,
+                runs: args
+                    .value("--runs")?
+                    .map(|runs| runs.parse().context("--runs takes a number"))
+                    .transpose()?,
+            }),
             other => bail!("unknown task `{other}`; run `cargo xtask help`"),
         };
         args.finish()?;
@@ -126,6 +150,25 @@ impl Args {
             .collect::<anyhow::Result<Vec<_>>>()
             .context("invalid command line")?;
         Ok(Args(args))
+    }
+
+    /// Takes `name value` or `name=value`; `None` if the flag is absent.
+    fn value(&mut self, name: &str) -> anyhow::Result<Option<String>> {
+        let Some(index) = self
+            .0
+            .iter()
+            .position(|arg| arg == name || arg.starts_with(&format!("{name}=")))
+        else {
+            return Ok(None);
+        };
+        let arg = self.0.remove(index);
+        if let Some(value) = arg.strip_prefix(&format!("{name}=")) {
+            return Ok(Some(value.to_owned()));
+        }
+        if index < self.0.len() && !self.0[index].starts_with('-') {
+            return Ok(Some(self.0.remove(index)));
+        }
+        bail!("{name} needs a value")
     }
 
     fn next_positional(&mut self) -> Option<String> {
@@ -172,6 +215,17 @@ mod tests {
             panic!("expected control-plane");
         };
         assert!(cmd.with_controller_manager && !cmd.update && !cmd.check);
+    }
+
+    #[test]
+    fn bench_flags_take_values() {
+        let Ok(Xtask::Bench(cmd)) = parse(&["bench", "--objects", "100,200", "--runs=2"]) else {
+            panic!("expected bench");
+        };
+        assert_eq!(cmd.objects.as_deref(), Some("100,200"));
+        assert_eq!(cmd.runs, Some(2));
+        assert!(parse(&["bench", "--runs"]).is_err());
+        assert!(parse(&["bench", "--runs", "many"]).is_err());
     }
 
     #[test]

@@ -8,6 +8,7 @@
 //! other tasks need (e.g. [`control_plane::ensure`]). Tasks run external programs through
 //! `xshell`, with the project root as the current directory.
 
+mod bench;
 mod control_plane;
 mod demo;
 mod flags;
@@ -32,6 +33,7 @@ fn main() -> anyhow::Result<()> {
         flags::Xtask::Plugins(cmd) => cmd.run(sh),
         flags::Xtask::Test(cmd) => cmd.run(sh),
         flags::Xtask::Demo(cmd) => cmd.run(sh),
+        flags::Xtask::Bench(cmd) => cmd.run(sh),
     }
 }
 

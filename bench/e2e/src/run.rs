@@ -1,0 +1,544 @@
+//! One run: a fresh control plane, one controller under test as a subprocess, N MyResources
+//! created at once, and what converging them cost.
+//!
+//! # Steps
+//!
+//! 1. Start etcd and kube-apiserver (testenv), install the CRD, start the controller with its
+//!    `/readyz` on a free loopback port and wait until it answers `200` (the startup time).
+//! 2. Watch MyResources and Events (the driver's own watches, started before anything is
+//!    created, so that timings are when the API server told the driver, not when a poll
+//!    happened to look). Read the API server's `apiserver_request_total` and the CPU times.
+//! 3. Create N MyResources, [`CREATES_IN_FLIGHT`] at a time. From the first create on, time
+//!    until every object has `status.observedGeneration` (converged), and until every object
+//!    has its `Created` Event (events.k8s.io, `regarding` the MyResource).
+//! 4. Wait until the controller's API requests stop (the second reconcile each object gets
+//!    when its Deployment appears), then read the counters again, the controller's CPU time
+//!    and peak RSS, and count objects and Events with a list to confirm what the watches saw.
+//! 5. Kill the controller, stop the control plane and remove its data.
+//!
+//! # Caveats
+//!
+//! - `apiserver_request_total` has no user label: the driver's own requests (creating the
+//!   objects, its watches) are left out by their verb and resource (see [`crate::measure`]).
+//! - A controller that never gets there (e.g. drops Events) does not fail the run: it is
+//!   reported with how far it got, once nothing moved for [`CONVERGE_STALL`] or
+//!   [`EVENTS_STALL`].
+
+use std::collections::HashSet;
+use std::fs::File;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use futures::StreamExt;
+use k8s_openapi::api::events::v1::Event;
+use k8s_openapi::serde::de::DeserializeOwned;
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+use testenv::TestEnv;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Child;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
+
+use crate::measure::{Requests, cpu_of_all, cpu_seconds, peak_rss_kib, requests, scrape, settle};
+
+/// Where the objects are created.
+const NAMESPACE: &str = "default";
+/// Creates in flight at once.
+const CREATES_IN_FLIGHT: usize = 64;
+/// The native controller's `--concurrency`: the host's `--max-instances` default.
+const NATIVE_CONCURRENCY: &str = "32";
+/// Both controllers log warnings and errors only, so that neither pays for per-reconcile lines.
+const LOG_FILTER: &str = "warn";
+/// Longest wait for the control plane, and then the controller, to be ready.
+const START_TIMEOUT: Duration = Duration::from_secs(60);
+/// A run gives up waiting for convergence after this long without one more object converging.
+const CONVERGE_STALL: Duration = Duration::from_secs(120);
+/// A run gives up waiting for Events after this long without one more `Created` Event.
+const EVENTS_STALL: Duration = Duration::from_secs(60);
+
+/// What every run needs: the binaries, the plugin, the CRD, where logs go.
+pub(crate) struct Setup {
+    pub(crate) host: PathBuf,
+    pub(crate) native: PathBuf,
+    pub(crate) plugins: PathBuf,
+    pub(crate) crd: PathBuf,
+    pub(crate) log_dir: PathBuf,
+    pub(crate) clock_ticks: f64,
+}
+
+/// The controller under test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum Controller {
+    /// `wasm-reconciler run` with `myresource.wasm`.
+    Host,
+    /// `native-myresource`.
+    Native,
+}
+
+impl Controller {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Controller::Host => "wasm-reconciler",
+            Controller::Native => "native kube-rs",
+        }
+    }
+
+    fn slug(self) -> &'static str {
+        match self {
+            Controller::Host => "host",
+            Controller::Native => "native",
+        }
+    }
+}
+
+/// What one run measured.
+#[derive(Debug, Clone)]
+pub(crate) struct RunResult {
+    pub(crate) controller: Controller,
+    pub(crate) objects: usize,
+    pub(crate) run: usize,
+    /// From spawning the controller to `/readyz` answering `200`.
+    pub(crate) startup: Duration,
+    /// From the first create until the API server had accepted all of them.
+    pub(crate) created: Duration,
+    /// Objects with `status.observedGeneration`, and when the last one got it.
+    pub(crate) converged: Progress,
+    /// Objects with a `Created` Event, and when the last one got it.
+    pub(crate) events: Progress,
+    /// The controller's API requests, from just before the creates until it went quiet.
+    pub(crate) requests: Requests,
+    /// The controller's user + system CPU time over the same window.
+    pub(crate) cpu: f64,
+    /// The controller's peak resident memory (VmHWM), in MiB.
+    pub(crate) peak_rss_mib: f64,
+    /// kube-apiserver's and etcd's CPU time over the same window.
+    pub(crate) control_plane_cpu: f64,
+    /// `/proc/loadavg` (1, 5, 15 minutes) when the run started: how busy the machine was.
+    pub(crate) load: String,
+}
+
+impl RunResult {
+    /// One line for the progress output.
+    pub(crate) fn summary(&self) -> String {
+        format!(
+            "converged {} ({}/{}), events {} ({}/{}), {} requests, CPU {:.2} s, peak RSS {:.0} MiB",
+            seconds(self.converged.all_after),
+            self.converged.done,
+            self.objects,
+            seconds(self.events.all_after),
+            self.events.done,
+            self.objects,
+            self.requests.total(),
+            self.cpu,
+            self.peak_rss_mib
+        )
+    }
+}
+
+/// `12.34 s`, or `-` for none.
+pub(crate) fn seconds(duration: Option<Duration>) -> String {
+    duration.map_or_else(|| "-".to_owned(), |d| format!("{:.2} s", d.as_secs_f64()))
+}
+
+/// How far something got: `done` objects, and the time until all of them, if all got there.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Progress {
+    pub(crate) done: usize,
+    pub(crate) all_after: Option<Duration>,
+}
+
+/// Runs `controller` on `objects` fresh MyResources; see the [module docs](self).
+pub(crate) async fn run(
+    setup: &Setup,
+    controller: Controller,
+    objects: usize,
+    run: usize,
+) -> anyhow::Result<RunResult> {
+    let load = std::fs::read_to_string("/proc/loadavg")
+        .map(|text| {
+            text.split_whitespace()
+                .take(3)
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .unwrap_or_default();
+    let env = TestEnv::builder()
+        .start_timeout(START_TIMEOUT)
+        .start()
+        .await
+        .context("starting the control plane")?;
+    install_crd(&env, &setup.crd).await?;
+    let client = env.client();
+    let resource = ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("mygroup.example.com", "v1alpha1", "MyResource"),
+        "myresources",
+    );
+    let my_resources: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), NAMESPACE, &resource);
+    let events: Api<Event> = Api::namespaced(client.clone(), NAMESPACE);
+
+    let log = setup.log_dir.join(format!(
+        "{objects}-objects-run-{run}-{}.log",
+        controller.slug()
+    ));
+    let spawned = Instant::now();
+    let mut process = spawn(setup, controller, env.kubeconfig_path(), &log)?;
+    wait_until_ready(&mut process).await?;
+    let startup = spawned.elapsed();
+
+    let (converged_tx, mut converged_rx) = watch::channel(Count::default());
+    let (events_tx, mut events_rx) = watch::channel(Count::default());
+    let trackers = [
+        track(my_resources.clone(), converged_name, converged_tx).await?,
+        track(events.clone(), created_event_subject, events_tx).await?,
+    ];
+
+    let control_plane = env.process_ids();
+    let requests_before = scrape(&client).await?;
+    let cpu_before = cpu_seconds(process.pid, setup.clock_ticks)?;
+    let control_plane_before = cpu_of_all(&control_plane, setup.clock_ticks)?;
+
+    // The first writes of a new kind are slow while the API server sets up its storage: warm
+    // it up with a dry run, which the controller never sees.
+    let warm_up = PostParams {
+        dry_run: true,
+        ..PostParams::default()
+    };
+    my_resources
+        .create(&warm_up, &my_resource(&resource, objects))
+        .await
+        .context("warming up with a dry-run create")?;
+
+    let started = Instant::now();
+    create(&my_resources, &resource, objects).await?;
+    let created = started.elapsed();
+
+    let converged = wait_for(&mut converged_rx, objects, CONVERGE_STALL, &mut process).await?;
+    let created_events = wait_for(&mut events_rx, objects, EVENTS_STALL, &mut process).await?;
+    let requests_after = settle(&client, &requests_before).await?;
+
+    let cpu = cpu_seconds(process.pid, setup.clock_ticks)? - cpu_before;
+    let peak_rss_mib = peak_rss_kib(process.pid)? / 1024.0;
+    let control_plane_cpu = cpu_of_all(&control_plane, setup.clock_ticks)? - control_plane_before;
+    for tracker in trackers {
+        tracker.abort();
+    }
+    // The watches may have missed nothing, but a list is the API server's word.
+    let converged_listed = my_resources
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter_map(converged_name)
+        .count();
+    let events_listed = events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .filter_map(created_event_subject)
+        .collect::<HashSet<_>>()
+        .len();
+
+    process.stop().await;
+    env.stop().context("stopping the control plane")?;
+    Ok(RunResult {
+        controller,
+        objects,
+        run,
+        startup,
+        created,
+        converged: converged.progress(started, converged_listed, objects),
+        events: created_events.progress(started, events_listed, objects),
+        requests: requests(&requests_before, &requests_after),
+        cpu,
+        peak_rss_mib,
+        control_plane_cpu,
+        load,
+    })
+}
+
+/// `kubectl apply` the CRD and wait until it is served.
+async fn install_crd(env: &TestEnv, crd: &Path) -> anyhow::Result<()> {
+    let crd = crd.to_string_lossy();
+    for args in [
+        vec!["apply", "-f", &*crd],
+        vec![
+            "wait",
+            "--for=condition=Established",
+            "crd/myresources.mygroup.example.com",
+            "--timeout=60s",
+        ],
+    ] {
+        let output = tokio::process::Command::from(env.kubectl()?)
+            .args(&args)
+            .output()
+            .await
+            .with_context(|| format!("running kubectl {}", args.join(" ")))?;
+        if !output.status.success() {
+            bail!(
+                "kubectl {} failed: {}",
+                args.join(" "),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    Ok(())
+}
+
+/// The controller under test, running.
+struct Process {
+    child: Child,
+    pid: u32,
+    health: SocketAddr,
+    log: PathBuf,
+}
+
+impl Process {
+    /// Fails if the controller has exited, pointing at its log.
+    fn check_running(&mut self) -> anyhow::Result<()> {
+        if let Some(status) = self.child.try_wait()? {
+            bail!(
+                "the controller exited ({status}); see {}",
+                self.log.display()
+            );
+        }
+        Ok(())
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = self.child.wait().await;
+    }
+}
+
+fn spawn(
+    setup: &Setup,
+    controller: Controller,
+    kubeconfig: &Path,
+    log: &Path,
+) -> anyhow::Result<Process> {
+    let health = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+    let mut command = match controller {
+        Controller::Host => {
+            let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            let mut command = tokio::process::Command::new(&setup.host);
+            command
+                .arg("run")
+                .arg("--plugins")
+                .arg(&setup.plugins)
+                .arg("--metrics-addr")
+                .arg(metrics.to_string());
+            command
+        }
+        Controller::Native => {
+            let mut command = tokio::process::Command::new(&setup.native);
+            command.args(["--concurrency", NATIVE_CONCURRENCY]);
+            command
+        }
+    };
+    let file = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+    command
+        .arg("--kubeconfig")
+        .arg(kubeconfig)
+        .arg("--health-addr")
+        .arg(health.to_string())
+        .env("RUST_LOG", LOG_FILTER)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone()?)
+        .stderr(file)
+        .kill_on_drop(true);
+    let child = command
+        .spawn()
+        .with_context(|| format!("cannot start {}", controller.name()))?;
+    let pid = child
+        .id()
+        .context("the controller exited before it could be measured")?;
+    Ok(Process {
+        child,
+        pid,
+        health,
+        log: log.to_owned(),
+    })
+}
+
+/// A loopback port nobody listened on a moment ago.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn wait_until_ready(process: &mut Process) -> anyhow::Result<()> {
+    let deadline = Instant::now() + START_TIMEOUT;
+    loop {
+        process.check_running()?;
+        if is_ready(process.health).await {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "the controller was not ready within {START_TIMEOUT:?}; see {}",
+                process.log.display()
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Whether `GET /readyz` answers `200`.
+async fn is_ready(address: SocketAddr) -> bool {
+    let probe = async {
+        let mut stream = tokio::net::TcpStream::connect(address).await?;
+        stream
+            .write_all(b"GET /readyz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
+            .await?;
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).await?;
+        std::io::Result::Ok(response.starts_with(b"HTTP/1.1 200"))
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(2), probe).await,
+        Ok(Ok(true))
+    )
+}
+
+/// How many objects got somewhere, and when the count last grew.
+#[derive(Debug, Clone, Copy, Default)]
+struct Count {
+    done: usize,
+    last: Option<Instant>,
+}
+
+impl Count {
+    /// The progress to report: `listed` is the count confirmed by a list at the end.
+    fn progress(self, started: Instant, listed: usize, objects: usize) -> Progress {
+        let all = self.done >= objects && listed >= objects;
+        Progress {
+            done: listed,
+            all_after: self
+                .last
+                .filter(|_| all)
+                .map(|last| last.saturating_duration_since(started)),
+        }
+    }
+}
+
+/// Watches `api` and counts the distinct names `key` returns, publishing each new count with
+/// the moment it was seen. Returns once the initial list is in, so nothing later is missed.
+async fn track<K>(
+    api: Api<K>,
+    key: fn(&K) -> Option<String>,
+    counts: watch::Sender<Count>,
+) -> anyhow::Result<JoinHandle<()>>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    let (listed_tx, listed) = oneshot::channel();
+    let task = tokio::spawn(async move {
+        let mut listed_tx = Some(listed_tx);
+        let mut seen = HashSet::new();
+        let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+        while let Some(event) = stream.next().await {
+            let object = match event {
+                Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => object,
+                Ok(watcher::Event::InitDone) => {
+                    if let Some(listed) = listed_tx.take() {
+                        let _ = listed.send(());
+                    }
+                    continue;
+                }
+                // Deletions do not happen here; errors are retried with backoff.
+                Ok(watcher::Event::Delete(_) | watcher::Event::Init) | Err(_) => continue,
+            };
+            if let Some(name) = key(&object)
+                && seen.insert(name)
+            {
+                counts.send_replace(Count {
+                    done: seen.len(),
+                    last: Some(Instant::now()),
+                });
+            }
+        }
+    });
+    tokio::time::timeout(START_TIMEOUT, listed)
+        .await
+        .context("the driver's watch did not start")?
+        .context("the driver's watch ended")?;
+    Ok(task)
+}
+
+/// The name of a MyResource whose status reports its current generation.
+fn converged_name(object: &DynamicObject) -> Option<String> {
+    let observed = object.data["status"]["observedGeneration"].as_i64()?;
+    (Some(observed) == object.metadata.generation).then(|| object.name_any())
+}
+
+/// The MyResource a `Created` Event is about.
+fn created_event_subject(event: &Event) -> Option<String> {
+    let regarding = event.regarding.as_ref()?;
+    (event.reason.as_deref() == Some("Created") && regarding.kind.as_deref() == Some("MyResource"))
+        .then(|| regarding.name.clone())
+        .flatten()
+}
+
+/// Creates `bench-00000`, `bench-00001`, ... all at once, [`CREATES_IN_FLIGHT`] at a time.
+async fn create(
+    api: &Api<DynamicObject>,
+    resource: &ApiResource,
+    objects: usize,
+) -> anyhow::Result<()> {
+    let results: Vec<_> = futures::stream::iter(0..objects)
+        .map(|index| {
+            let object = my_resource(resource, index);
+            async move { api.create(&PostParams::default(), &object).await }
+        })
+        .buffer_unordered(CREATES_IN_FLIGHT)
+        .collect()
+        .await;
+    for result in results {
+        result.context("creating a MyResource")?;
+    }
+    Ok(())
+}
+
+/// MyResource number `index`: `bench-00042`.
+fn my_resource(resource: &ApiResource, index: usize) -> DynamicObject {
+    DynamicObject::new(&format!("bench-{index:05}"), resource)
+        .data(json!({"spec": {"image": "nginx:1.27", "replicas": 1}}))
+}
+
+/// Waits until `counts` reaches `target`, giving up (without an error) once it did not move
+/// for `stall`; fails if the controller exits meanwhile.
+async fn wait_for(
+    counts: &mut watch::Receiver<Count>,
+    target: usize,
+    stall: Duration,
+    process: &mut Process,
+) -> anyhow::Result<Count> {
+    let mut last_move = Instant::now();
+    let mut last_done = 0;
+    loop {
+        process.check_running()?;
+        let count = *counts.borrow_and_update();
+        if count.done >= target {
+            return Ok(count);
+        }
+        if count.done != last_done {
+            last_done = count.done;
+            last_move = Instant::now();
+        } else if last_move.elapsed() > stall {
+            eprintln!(
+                "    gave up waiting: {}/{target} after {stall:?} without progress",
+                count.done
+            );
+            return Ok(count);
+        }
+        // Woken by the next change, or after a second to check on the controller.
+        let _ = tokio::time::timeout(Duration::from_secs(1), counts.changed()).await;
+    }
+}

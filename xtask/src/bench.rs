@@ -1,0 +1,73 @@
+//! `cargo xtask bench`: the end-to-end benchmark. The release host running the example plugin
+//! against `bench/native-myresource` (the same logic as a plain kube-rs controller), each on a
+//! fresh local control plane, N MyResources at once; a markdown report on stdout and in
+//! `<target>/bench/e2e.md`.
+//!
+//! The benchmark itself is `bench/e2e` (it needs testenv and kube, which this crate keeps out
+//! of its dependencies); this task builds what it needs and hands it the paths, like `demo`.
+//! It is not part of `cargo xtask test`: it measures and reports, and takes minutes.
+
+use anyhow::Context;
+use xshell::{Shell, cmd};
+
+use crate::{control_plane, plugins, project_root};
+
+/// The plugin the host runs: the example.
+const PLUGIN: &str = "myresource.wasm";
+
+impl crate::flags::Bench {
+    pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
+        let assets = control_plane::ensure(sh)?;
+        let examples = plugins::build(sh, plugins::Set::Examples)?;
+        // Alone, so that its features are the ones the host ships with: built together with the
+        // benchmark crates, shared dependencies could be unified into a different build.
+        cmd!(sh, "cargo build --release -p wasm-reconciler")
+            .run()
+            .context("building the host failed")?;
+        cmd!(
+            sh,
+            "cargo build --release -p native-myresource -p e2e-bench"
+        )
+        .run()
+        .context("building the benchmark failed")?;
+
+        let target = plugins::target_dir(sh)?;
+        let release = target.join("release");
+        let out_dir = target.join("bench");
+        // The host loads every plugin in its directory: give it the example alone.
+        let plugin_dir = out_dir.join("plugins");
+        if plugin_dir.exists() {
+            sh.remove_path(&plugin_dir)?;
+        }
+        sh.create_dir(&plugin_dir)?;
+        sh.copy_file(examples.join(PLUGIN), plugin_dir.join(PLUGIN))?;
+
+        // Copies, so that a build in the same target directory during the benchmark (which
+        // takes minutes and starts the controllers again for every run) cannot swap them.
+        let bin_dir = out_dir.join("bin");
+        sh.create_dir(&bin_dir)?;
+        let [host, native, e2e] =
+            ["wasm-reconciler", "native-myresource", "e2e-bench"].map(|name| {
+                let copy = bin_dir.join(name);
+                sh.copy_file(release.join(name), &copy).map(|()| copy)
+            });
+        let (host, native, e2e) = (host?, native?, e2e?);
+        let crd = project_root().join("plugins/myresource/manifests/crd.yaml");
+        let out = out_dir.join("e2e.md");
+        let mut extra = Vec::new();
+        if let Some(objects) = &self.objects {
+            extra.extend(["--objects".to_owned(), objects.clone()]);
+        }
+        if let Some(runs) = self.runs {
+            extra.extend(["--runs".to_owned(), runs.to_string()]);
+        }
+        let _assets = sh.push_env("KUBEBUILDER_ASSETS", &assets);
+        cmd!(
+            sh,
+            "{e2e} --host {host} --native {native} --plugins {plugin_dir} --crd {crd} --out {out} {extra...}"
+        )
+        .run()
+        .context("the benchmark failed")?;
+        Ok(())
+    }
+}
