@@ -23,7 +23,7 @@ use testenv::TestEnv;
 use wasm_reconciler::Host;
 
 use crate::util::{
-    RunningHost, built_plugin, controlled_deployment, demo_my_resource, dynamic_api,
+    MYRESOURCE, RunningHost, built_plugin, controlled_deployment, demo_my_resource, dynamic_api,
     events_regarding, eventually, free_address,
 };
 
@@ -32,12 +32,6 @@ const NAMESPACE: &str = "wasm-reconciler";
 const SERVICE_ACCOUNT: &str = "wasm-reconciler";
 /// The overlay with the example plugin.
 const EXAMPLE: &str = "example";
-const MYRESOURCE: (&str, &str, &str, &str) = (
-    "mygroup.example.com",
-    "v1alpha1",
-    "MyResource",
-    "myresources",
-);
 
 fn deploy_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy")

@@ -14,20 +14,10 @@ use testenv::TestEnv;
 use wasm_reconciler::{Host, SandboxConfig};
 
 use crate::util::{
-    RunningHost, built_plugin, dynamic_api, eventually, free_address, http_get, kubectl, metric,
-    plugins_dir,
+    MYRESOURCE, MYRESOURCE_CRD, RunningHost, built_plugin, dynamic_api, eventually, free_address,
+    http_get, kubectl, metric, plugins_dir,
 };
 
-const MYRESOURCE: (&str, &str, &str, &str) = (
-    "mygroup.example.com",
-    "v1alpha1",
-    "MyResource",
-    "myresources",
-);
-const CRD: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../plugins/myresource/manifests/crd.yaml"
-);
 /// The namespace of every object the tests create.
 pub const NS: &str = "arena";
 /// How long the example plugin may take to converge while a hostile plugin attacks: it takes
@@ -63,7 +53,7 @@ impl Arena {
 
     /// Applies the example's CRD and waits until it is served.
     pub async fn install_crd(&self) {
-        kubectl(&self.env, &["apply", "-f", CRD]).await;
+        kubectl(&self.env, &["apply", "-f", MYRESOURCE_CRD]).await;
         kubectl(
             &self.env,
             &[
@@ -106,6 +96,21 @@ impl Arena {
                 .await
                 .expect("get report")
                 .and_then(|report| report.data)
+        })
+        .await
+    }
+
+    /// Waits for an Event in the test namespace with `reason`, and returns it.
+    pub async fn event_with_reason(&self, reason: &str) -> k8s_openapi::api::events::v1::Event {
+        let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client(), NS);
+        eventually(&format!("an Event with reason {reason}"), || async {
+            events
+                .list(&Default::default())
+                .await
+                .expect("list events")
+                .items
+                .into_iter()
+                .find(|event| event.reason.as_deref() == Some(reason))
         })
         .await
     }
@@ -252,18 +257,8 @@ async fn a_reconcile_looping_on_the_api_is_cut_off_with_429() {
     let arena = Arena::new().await;
     let host = HostUnderTest::pair(&arena, |host| host.max_api_calls(50)).await;
     arena.attack("looper", "get-loop", &[]).await;
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(arena.client(), NS);
-    let note = eventually("the LoopReport Event", || async {
-        events
-            .list(&Default::default())
-            .await
-            .expect("list events")
-            .items
-            .into_iter()
-            .find(|event| event.reason.as_deref() == Some("LoopReport"))
-            .and_then(|event| event.note)
-    })
-    .await;
+    let note = arena.event_with_reason("LoopReport").await.note;
+    let note = note.unwrap_or_default();
     // 50 reads went through; the 51st was refused with 429, and the loop ended.
     assert!(note.starts_with("calls=50 "), "{note}");
     assert!(note.contains("429"), "{note}");
@@ -299,17 +294,7 @@ async fn a_plugin_that_keeps_hitting_limits_is_suspended_and_says_so() {
         1.0
     );
     // The objects whose reconcile was stopped say why.
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(arena.client(), NS);
-    let warned = eventually("a ReconcileFailed Warning", || async {
-        events
-            .list(&Default::default())
-            .await
-            .expect("list events")
-            .items
-            .into_iter()
-            .find(|event| event.reason.as_deref() == Some("ReconcileFailed"))
-    })
-    .await;
+    let warned = arena.event_with_reason("ReconcileFailed").await;
     assert_eq!(warned.type_.as_deref(), Some("Warning"));
     assert!(
         warned

@@ -8,6 +8,19 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use wasm_reconciler::{Host, HostError};
 
+/// The example plugin's kind: group, version, kind and plural.
+pub const MYRESOURCE: (&str, &str, &str, &str) = (
+    "mygroup.example.com",
+    "v1alpha1",
+    "MyResource",
+    "myresources",
+);
+/// The example plugin's CRD.
+pub const MYRESOURCE_CRD: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../plugins/myresource/manifests/crd.yaml"
+);
+
 /// How long a test waits for the host to make something true.
 pub const CONVERGE: Duration = Duration::from_secs(60);
 

@@ -13,20 +13,9 @@ use testenv::TestEnv;
 use wasm_reconciler::Host;
 
 use crate::util::{
-    RunningHost, built_plugin, controlled_deployment, demo_my_resource, dynamic_api,
-    events_regarding, eventually, free_address, http_get, kubectl, plugins_dir,
+    MYRESOURCE, MYRESOURCE_CRD, RunningHost, built_plugin, controlled_deployment, demo_my_resource,
+    dynamic_api, events_regarding, eventually, free_address, http_get, kubectl, plugins_dir,
 };
-
-const MYRESOURCE: (&str, &str, &str, &str) = (
-    "mygroup.example.com",
-    "v1alpha1",
-    "MyResource",
-    "myresources",
-);
-const CRD: &str = concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../plugins/myresource/manifests/crd.yaml"
-);
 
 /// Lines of `kubectl describe`'s Events table that match type, reason and source.
 fn described_events<'a>(describe: &'a str, kind: &str, reason: &str) -> Vec<&'a str> {
@@ -59,7 +48,7 @@ async fn myresource_plugin_reconciles_and_reports_through_events() {
     let client = env.client();
     let ns = "skeleton";
 
-    kubectl(&env, &["apply", "-f", CRD]).await;
+    kubectl(&env, &["apply", "-f", MYRESOURCE_CRD]).await;
     kubectl(
         &env,
         &[

@@ -30,6 +30,8 @@ use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, predicates, watcher};
 use kube::{Resource as _, ResourceExt as _};
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
 use tracing::Instrument;
 
 use crate::client::Impersonation;
@@ -92,6 +94,29 @@ pub(crate) struct PluginController {
     backoff: Backoff<ObjectRef<DynamicObject>>,
     throttle: RequeueThrottle,
     breaker: Breaker,
+    counters: PluginCounters,
+}
+
+/// The plugin's own series of the per-plugin metrics, looked up once rather than per
+/// reconcile.
+struct PluginCounters {
+    api_calls_refused: Counter,
+    requeues_throttled: Counter,
+    suspensions: Counter,
+    suspended: Gauge,
+}
+
+impl PluginCounters {
+    fn of(metrics: &Metrics, plugin: &str) -> Self {
+        let labels = PluginLabels::of(plugin);
+        let families = &metrics.plugin;
+        Self {
+            api_calls_refused: families.api_calls_refused.get_or_create(&labels).clone(),
+            requeues_throttled: families.requeues_throttled.get_or_create(&labels).clone(),
+            suspensions: families.suspensions.get_or_create(&labels).clone(),
+            suspended: families.suspended.get_or_create(&labels).clone(),
+        }
+    }
 }
 
 impl PluginController {
@@ -104,7 +129,9 @@ impl PluginController {
         status: HostStatus,
         settings: ControllerSettings,
     ) -> Self {
+        let counters = PluginCounters::of(&metrics, plugin.name());
         Self {
+            counters,
             plugin,
             kinds,
             client,
@@ -211,11 +238,7 @@ impl PluginController {
             .max(self.backoff.next_delay(key.clone()))
             .max(self.throttle.reserve(Instant::now()));
         if delay > asked {
-            self.metrics
-                .plugin
-                .requeues_throttled
-                .get_or_create(&PluginLabels::of(self.plugin.name()))
-                .inc();
+            self.counters.requeues_throttled.inc();
         }
         delay
     }
@@ -234,9 +257,8 @@ impl PluginController {
             .inc();
         if let Tripped::For(cool_down) = self.breaker.failed(Instant::now()) {
             tracing::error!(?cool_down, error = %error, "plugin suspended: its calls keep ending on limits or traps");
-            let labels = PluginLabels::of(plugin);
-            self.metrics.plugin.suspensions.get_or_create(&labels).inc();
-            self.metrics.plugin.suspended.get_or_create(&labels).set(1);
+            self.counters.suspensions.inc();
+            self.counters.suspended.set(1);
             self.status.fail(
                 &self.check_name("breaker"),
                 Severity::Info,
@@ -261,9 +283,8 @@ impl PluginController {
 
     fn call_completed(&self) {
         self.breaker.succeeded();
-        let labels = PluginLabels::of(self.plugin.name());
-        if self.metrics.plugin.suspended.get_or_create(&labels).get() != 0 {
-            self.metrics.plugin.suspended.get_or_create(&labels).set(0);
+        if self.counters.suspended.get() != 0 {
+            self.counters.suspended.set(0);
             self.status.remove(&self.check_name("breaker"));
             tracing::info!("plugin resumed after its cool-down");
         }
@@ -363,12 +384,7 @@ async fn reconcile(
                 client: &controller.client,
                 recorder: &controller.recorder,
                 max_api_calls: controller.settings.max_api_calls,
-                api_calls_refused: controller
-                    .metrics
-                    .plugin
-                    .api_calls_refused
-                    .get_or_create(&PluginLabels::of(controller.plugin.name()))
-                    .clone(),
+                api_calls_refused: controller.counters.api_calls_refused.clone(),
                 payload_bytes: &controller.plugin.limits().payload_bytes,
                 impersonate: controller.settings.impersonate.as_ref(),
             },
