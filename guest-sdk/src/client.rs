@@ -24,7 +24,8 @@ pub enum ClientError {
     #[error("invalid object: {0}")]
     Invalid(String),
     /// The API server refused the request, e.g. a conflict (409) or a failed validation
-    /// (422).
+    /// (422); or the host did, with 429, because this reconcile made all the API calls one
+    /// reconcile may make.
     #[error("API server refused the request ({code}): {message}")]
     Api {
         /// The HTTP status code.

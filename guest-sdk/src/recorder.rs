@@ -69,8 +69,10 @@ pub trait EventSink {
 
 /// Records Events about the reconciled object, like controller-runtime's `EventRecorder`.
 ///
-/// Recording never waits for the API server: the host validates the event, queues it and
-/// delivers it in the background, folding repeats together the way client-go does.
+/// Recording does not wait for the API server: the host validates the event, queues it and
+/// delivers it in the background, folding repeats together the way client-go does. Only when
+/// new Events pile up faster than the API server takes them does recording a new one wait
+/// for room in the queue (up to 10 s) rather than drop it.
 ///
 /// ```
 /// # use wasm_reconciler_sdk::{eventf, Context, Error, EventType};
