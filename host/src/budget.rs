@@ -21,7 +21,9 @@ const BUDGET_PERCENT: u64 = 75;
 /// objects, HTTP servers, compiled code of the loaded plugins (measured ~50-65 MiB).
 pub(crate) const HOST_BASE: u64 = 96 * MIB;
 /// What one instance slot may hold besides its linear memory: its async stack (touched pages
-/// stay resident) and the object, request and response strings of one call.
+/// stay resident), the pages of linear memory and tables kept resident between instances (at
+/// most 1 MiB each, and only what an instance touched), and the object, request and response
+/// strings of one call.
 pub(crate) const PER_SLOT: u64 = 4 * MIB;
 /// Share of each plugin's part that goes to payloads in flight (client writes); the rest is
 /// linear memory.

@@ -18,15 +18,16 @@
 //! - **Bounds.** The caches are bounded in entries and the series in bytes
 //!   ([`CorrelatorConfig::max_bytes`]); new Events waiting for their first write are bounded
 //!   in number ([`CorrelatorConfig::max_pending_creates`]), and so is the list of finished
-//!   series that still owe a write. Bookkeeping is O(1) per event: counters are kept as
-//!   state changes, never recounted by a scan.
+//!   series that still owe a write. Bookkeeping costs at most O(log n) per event and per
+//!   write: counters are kept as state changes and due writes in order of their due time,
+//!   never found by a scan of the caches.
 //!
 //! The message is part of the series key on purpose: `kubectl describe` shows one row per
 //! Event, and a key without the message (as in client-go's `tools/events`) would show a
 //! changed message under the first one's text. Many distinct messages are bounded by
 //! aggregation instead.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, Hash};
 use std::num::NonZeroUsize;
 use std::sync::Arc;
@@ -127,6 +128,9 @@ struct SpamKey {
     event_type: EventType,
 }
 
+/// A series' identity for as long as it is in memory, live or retired.
+type SeriesId = u64;
+
 /// One Event object and what the server knows of it.
 #[derive(Debug, Clone)]
 struct Series {
@@ -144,6 +148,10 @@ struct Series {
     retry_at: Option<Instant>,
     /// A write of this series is with the API server: no other until it returns.
     in_flight: bool,
+    /// Pushed out of the live cache (expired or evicted) while it still owed a write.
+    retired: bool,
+    /// When its next write is due: its entry in [`Correlator::due`], if it has one.
+    due_at: Option<Instant>,
     /// What this entry costs in memory, roughly, for the byte bound.
     bytes: usize,
 }
@@ -158,29 +166,28 @@ impl Series {
         self.written_count == 0 && self.is_pending()
     }
 
-    /// Whether a write is due at `now`: the first two at once, then one per interval.
-    fn is_due(&self, now: Instant, interval: Duration, flushing: bool) -> bool {
+    /// When the next write is due, if one is owed and none is in flight: after a failure, at
+    /// the retry time; the first two (and a retired series' last) at once; after that, one
+    /// interval after the last write. A write already due keeps its place in line.
+    fn next_write(&self, now: Instant, interval: Duration) -> Option<Instant> {
         if !self.is_pending() || self.in_flight {
-            return false;
+            return None;
         }
-        if let Some(retry_at) = self.retry_at
-            && now < retry_at
-            && !flushing
-        {
-            return false;
+        if let Some(retry_at) = self.retry_at {
+            return Some(retry_at);
         }
-        flushing
-            || self.written_count <= 1
-            || self
-                .last_write
-                .is_none_or(|at| now.saturating_duration_since(at) >= interval)
+        let at_once = self.due_at.filter(|due| *due <= now).unwrap_or(now);
+        if self.retired || self.written_count <= 1 {
+            return Some(at_once);
+        }
+        Some(self.last_write.map_or(at_once, |at| at + interval))
     }
 }
 
 /// A write to perform: a snapshot, so that the state can change while it is in flight.
 #[derive(Debug, Clone)]
 pub(crate) struct Write {
-    key: SeriesKey,
+    series: SeriesId,
     pub(crate) create: bool,
     pub(crate) name: String,
     pub(crate) first: Occurrence,
@@ -230,13 +237,25 @@ struct Aggregate {
 pub(crate) type Lost = Vec<(Arc<str>, String, u32)>;
 
 /// The recorder's state. See the module docs for the rules.
+///
+/// Every series in memory lives in `series`, by id; the live ones are also in `live` (by key,
+/// least recently seen first) and the retired ones in `retired`. A series that owes a write
+/// and has none in flight is in `due`, ordered by when the write is due, so that finding the
+/// due writes costs what they are, not what the cache holds.
 #[derive(Debug)]
 pub(crate) struct Correlator {
     config: CorrelatorConfig,
-    series: LruCache<SeriesKey, Series>,
-    /// Series pushed out of `series` (expired or evicted) that still have counts to write,
-    /// oldest first; at most `cache_size` of them.
-    retired: VecDeque<(SeriesKey, Series)>,
+    series: HashMap<SeriesId, Series>,
+    live: LruCache<SeriesKey, SeriesId>,
+    /// Retired series, oldest first; ids of series since forgotten are skipped (and compacted
+    /// away when they outnumber the rest).
+    retired: VecDeque<SeriesId>,
+    /// Retired series still in memory: at most `cache_size`.
+    retired_len: usize,
+    due: BTreeSet<(Instant, SeriesId)>,
+    next_id: SeriesId,
+    /// Series with a write in flight.
+    in_flight: usize,
     aggregates: LruCache<AggregateKey, Aggregate>,
     buckets: LruCache<SpamKey, TokenBucket>,
     /// Series (live or retired) not yet created on the server.
@@ -251,10 +270,15 @@ pub(crate) struct Correlator {
 impl Correlator {
     pub(crate) fn new(config: CorrelatorConfig) -> Self {
         Self {
-            series: LruCache::new(config.cache_size),
+            series: HashMap::new(),
+            live: LruCache::new(config.cache_size),
+            retired: VecDeque::new(),
+            retired_len: 0,
+            due: BTreeSet::new(),
+            next_id: 0,
+            in_flight: 0,
             aggregates: LruCache::new(config.cache_size),
             buckets: LruCache::new(config.cache_size),
-            retired: VecDeque::new(),
             pending_creates: 0,
             bytes: 0,
             lost: Vec::new(),
@@ -263,44 +287,128 @@ impl Correlator {
         }
     }
 
-    /// Counts a series leaving the correlator's memory.
-    fn forget(&mut self, series: &Series) {
+    /// Changes a series through `change`, then brings the counters and its place in `due` up
+    /// to date. Every change to a series in memory goes through here.
+    fn update<R>(
+        &mut self,
+        id: SeriesId,
+        now: Instant,
+        change: impl FnOnce(&mut Series) -> R,
+    ) -> Option<R> {
+        let series = self.series.get_mut(&id)?;
+        let (was_pending_create, was_in_flight) = (series.is_pending_create(), series.in_flight);
+        let result = change(series);
+        match (was_pending_create, series.is_pending_create()) {
+            (true, false) => self.pending_creates = self.pending_creates.saturating_sub(1),
+            (false, true) => self.pending_creates += 1,
+            _ => {}
+        }
+        match (was_in_flight, series.in_flight) {
+            (true, false) => self.in_flight = self.in_flight.saturating_sub(1),
+            (false, true) => self.in_flight += 1,
+            _ => {}
+        }
+        let next = series.next_write(now, self.config.min_write_interval);
+        let previous = std::mem::replace(&mut series.due_at, next);
+        if previous != next {
+            if let Some(previous) = previous {
+                self.due.remove(&(previous, id));
+            }
+            if let Some(next) = next {
+                self.due.insert((next, id));
+            }
+        }
+        Some(result)
+    }
+
+    /// Drops a series from memory, live or retired, whatever it still owes.
+    fn forget(&mut self, id: SeriesId) -> Option<Series> {
+        let series = self.series.remove(&id)?;
         self.bytes = self.bytes.saturating_sub(series.bytes);
         if series.is_pending_create() {
             self.pending_creates = self.pending_creates.saturating_sub(1);
         }
+        if series.in_flight {
+            self.in_flight = self.in_flight.saturating_sub(1);
+        }
+        if let Some(due_at) = series.due_at {
+            self.due.remove(&(due_at, id));
+        }
+        if series.retired {
+            self.retired_len = self.retired_len.saturating_sub(1);
+        }
+        Some(series)
     }
 
-    /// Keeps a finished series that still owes a write; past the bound, the oldest one gives
-    /// up what it owes (counted as lost).
-    fn retire(&mut self, key: SeriesKey, series: Series) {
-        self.retired.push_back((key, series));
-        if self.retired.len() > self.config.cache_size.get()
-            && let Some((_, oldest)) = self.retired.pop_front()
-        {
-            self.forget(&oldest);
-            self.lost.push((
-                oldest.first.plugin.clone(),
-                oldest.first.reason.clone(),
-                oldest.count - oldest.written_count,
-            ));
+    /// Takes a series out of the live cache's hands: kept as retired if it still owes a write
+    /// (or has one in flight), forgotten otherwise. Past the bound on retired series, the
+    /// oldest gives up what it owes (counted as lost).
+    fn retire(&mut self, id: SeriesId, now: Instant) {
+        let owes = self
+            .series
+            .get(&id)
+            .is_some_and(|series| series.is_pending() || series.in_flight);
+        if !owes {
+            self.forget(id);
+            return;
+        }
+        self.update(id, now, |series| series.retired = true);
+        self.retired.push_back(id);
+        self.retired_len += 1;
+        while self.retired_len > self.config.cache_size.get() {
+            let Some(oldest) = self.retired.pop_front() else {
+                break;
+            };
+            if let Some(oldest) = self.forget(oldest) {
+                let lost = oldest.count - oldest.written_count;
+                self.lost.push((
+                    oldest.first.plugin.clone(),
+                    oldest.first.reason.clone(),
+                    lost,
+                ));
+            }
+        }
+        if self.retired.len() > 2 * self.retired_len + 64 {
+            let series = &self.series;
+            self.retired.retain(|id| series.contains_key(id));
         }
     }
 
     /// Makes room for `bytes` more by dropping least recently used series that owe nothing.
     fn make_room(&mut self, bytes: usize) -> bool {
         while self.bytes + bytes > self.config.max_bytes {
-            let Some((_, oldest)) = self.series.peek_lru() else {
+            let Some((_, &oldest)) = self.live.peek_lru() else {
                 return false;
             };
-            if oldest.is_pending() {
+            if self
+                .series
+                .get(&oldest)
+                .is_some_and(|series| series.is_pending() || series.in_flight)
+            {
                 return false;
             }
-            if let Some((_, oldest)) = self.series.pop_lru() {
-                self.forget(&oldest);
-            }
+            self.live.pop_lru();
+            self.forget(oldest);
         }
         true
+    }
+
+    /// Forgets the live series that are over and owe nothing. The least recently seen come
+    /// first, so this stops at the first one still in its window or still owing a write.
+    fn sweep(&mut self, now: Instant) {
+        let window = self.config.series_window;
+        while let Some((_, &oldest)) = self.live.peek_lru() {
+            let over = self.series.get(&oldest).is_none_or(|series| {
+                !series.is_pending()
+                    && !series.in_flight
+                    && now.saturating_duration_since(series.last_seen) >= window
+            });
+            if !over {
+                break;
+            }
+            self.live.pop_lru();
+            self.forget(oldest);
+        }
     }
 
     /// Occurrences given up without a write since the last call.
@@ -324,21 +432,22 @@ impl Correlator {
         };
 
         let window = self.config.series_window;
-        if let Some(series) = self.series.get_mut(&key) {
-            if now.saturating_duration_since(series.last_seen) < window {
+        if let Some(&id) = self.live.get(&key) {
+            let repeat = self.update(id, now, |series| {
+                if now.saturating_duration_since(series.last_seen) >= window {
+                    return false;
+                }
                 series.count = series.count.saturating_add(1);
                 series.last_time = occurrence.time;
                 series.last_seen = now;
+                true
+            });
+            if repeat == Some(true) {
                 return Observed::Repeat;
             }
             // The series is over: a new Event starts; the old one keeps what it has to write.
-            if let Some(old) = self.series.pop(&key) {
-                if old.is_pending() {
-                    self.retire(key.clone(), old);
-                } else {
-                    self.forget(&old);
-                }
-            }
+            self.live.pop(&key);
+            self.retire(id, now);
         }
 
         let bytes = series_bytes(&occurrence);
@@ -352,9 +461,12 @@ impl Correlator {
         if aggregated {
             first.message = format!("{COMBINED_PREFIX}{}", first.message);
         }
+        let id = self.next_id;
+        self.next_id += 1;
         let series = Series {
             name: format!("{}.{:x}", first.regarding.name, first.time.as_nanosecond()),
-            count: 1,
+            // Counted up by `update` below, which also counts it as a pending create.
+            count: 0,
             last_time: first.time,
             last_seen: now,
             written_count: 0,
@@ -362,17 +474,16 @@ impl Correlator {
             failed_attempts: 0,
             retry_at: None,
             in_flight: false,
+            retired: false,
+            due_at: None,
             bytes,
             first,
         };
-        self.pending_creates += 1;
         self.bytes += bytes;
-        if let Some((evicted_key, evicted)) = self.series.push(key, series) {
-            if evicted.is_pending() {
-                self.retire(evicted_key, evicted);
-            } else {
-                self.forget(&evicted);
-            }
+        self.series.insert(id, series);
+        self.update(id, now, |series| series.count = 1);
+        if let Some((_, evicted)) = self.live.push(key, id) {
+            self.retire(evicted, now);
         }
         if aggregated {
             Observed::Aggregated
@@ -435,39 +546,29 @@ impl Correlator {
         }
     }
 
-    /// Up to `max` writes due at `now`, oldest retired first; with `flushing`, every pending
-    /// one regardless of intervals. Each is marked in flight until [`Correlator::write_done`].
+    /// Up to `max` writes due at `now`, earliest due first; with `flushing`, every pending
+    /// one regardless of intervals and retry times. Each is marked in flight until
+    /// [`Correlator::write_done`].
     pub(crate) fn due_writes(&mut self, now: Instant, flushing: bool, max: usize) -> Vec<Write> {
-        let interval = self.config.min_write_interval;
-        let window = self.config.series_window;
-        // Forget finished series that have nothing left to write.
-        let mut freed = 0usize;
-        self.series.retain(|_, series| {
-            let keep =
-                series.is_pending() || now.saturating_duration_since(series.last_seen) < window;
-            if !keep {
-                freed += series.bytes;
-            }
-            keep
-        });
-        self.bytes = self.bytes.saturating_sub(freed);
+        self.sweep(now);
         let mut writes = Vec::new();
-        for (key, series) in &mut self.retired {
-            if writes.len() >= max {
-                return writes;
-            }
-            if series.is_due(now, interval, true) {
-                series.in_flight = true;
-                writes.push(write_of(key, series));
-            }
-        }
-        for (key, series) in &mut self.series {
-            if writes.len() >= max {
+        while writes.len() < max {
+            let Some(&(due_at, id)) = self.due.first() else {
+                break;
+            };
+            if due_at > now && !flushing {
                 break;
             }
-            if series.is_due(now, interval, flushing) {
+            let write = self.update(id, now, |series| {
                 series.in_flight = true;
-                writes.push(write_of(key, series));
+                write_of(id, series)
+            });
+            match write {
+                Some(write) => writes.push(write),
+                // Not in memory any more: a stale entry (never expected); drop it.
+                None => {
+                    self.due.remove(&(due_at, id));
+                }
             }
         }
         writes
@@ -481,78 +582,60 @@ impl Correlator {
         now: Instant,
     ) -> WriteOutcome {
         let config = &self.config;
-        // A live write's series may have retired while the write was in flight.
-        let series = match self
-            .series
-            .peek_mut(&write.key)
-            .filter(|series| series.name == write.name)
-        {
-            Some(series) => Some(series),
-            None => self
-                .retired
-                .iter_mut()
-                .find(|(key, series)| key == &write.key && series.name == write.name)
-                .map(|(_, series)| series),
-        };
-        let Some(series) = series else {
-            return WriteOutcome::Retrying;
-        };
-        series.in_flight = false;
-        let was_pending_create = series.is_pending_create();
-        let outcome = match result {
-            WriteResult::Written => {
-                series.written_count = write.count;
-                series.last_write = Some(now);
-                series.failed_attempts = 0;
-                series.retry_at = None;
-                if write.create {
-                    WriteOutcome::Created
-                } else {
-                    WriteOutcome::Patched
+        let (max_attempts, retry_interval) = (config.max_attempts, config.retry_interval);
+        let outcome = self.update(write.series, now, |series| {
+            series.in_flight = false;
+            match result {
+                WriteResult::Written => {
+                    series.written_count = write.count;
+                    series.last_write = Some(now);
+                    series.failed_attempts = 0;
+                    series.retry_at = None;
+                    if write.create {
+                        WriteOutcome::Created
+                    } else {
+                        WriteOutcome::Patched
+                    }
+                }
+                WriteResult::NotFound => {
+                    // Expired on the server: the next write creates it again, with the full count.
+                    series.written_count = 0;
+                    series.last_write = None;
+                    WriteOutcome::Retrying
+                }
+                WriteResult::Failed if series.failed_attempts + 1 < max_attempts => {
+                    series.failed_attempts += 1;
+                    series.retry_at =
+                        Some(now + jittered(retry_interval, series.failed_attempts, &series.name));
+                    WriteOutcome::Retrying
+                }
+                WriteResult::Failed | WriteResult::Rejected => {
+                    let lost = series.count - series.written_count;
+                    // Give up on what is pending, and keep counting from here.
+                    series.written_count = series.count;
+                    series.failed_attempts = 0;
+                    series.retry_at = None;
+                    WriteOutcome::Dropped(lost)
                 }
             }
-            WriteResult::NotFound => {
-                // Expired on the server: the next write creates it again, with the full count.
-                series.written_count = 0;
-                series.last_write = None;
-                WriteOutcome::Retrying
-            }
-            WriteResult::Failed if series.failed_attempts + 1 < config.max_attempts => {
-                series.failed_attempts += 1;
-                series.retry_at = Some(
-                    now + jittered(config.retry_interval, series.failed_attempts, &series.name),
-                );
-                WriteOutcome::Retrying
-            }
-            WriteResult::Failed | WriteResult::Rejected => {
-                let lost = series.count - series.written_count;
-                // Give up on what is pending, and keep counting from here.
-                series.written_count = series.count;
-                series.failed_attempts = 0;
-                series.retry_at = None;
-                WriteOutcome::Dropped(lost)
-            }
-        };
-        match (was_pending_create, series.is_pending_create()) {
-            (true, false) => self.pending_creates = self.pending_creates.saturating_sub(1),
-            (false, true) => self.pending_creates += 1,
-            _ => {}
-        }
-        let mut freed = 0usize;
-        self.retired.retain(|(_, series)| {
-            let keep = series.is_pending() || series.in_flight;
-            if !keep {
-                freed += series.bytes;
-            }
-            keep
         });
-        self.bytes = self.bytes.saturating_sub(freed);
+        // The series was forgotten while the write was in flight (the retired bound).
+        let Some(outcome) = outcome else {
+            return WriteOutcome::Retrying;
+        };
+        if self
+            .series
+            .get(&write.series)
+            .is_some_and(|series| series.retired && !series.is_pending())
+        {
+            self.forget(write.series);
+        }
         outcome
     }
 
-    /// Whether anything is waiting to be written.
+    /// Whether anything is waiting to be written or being written.
     pub(crate) fn has_pending(&self) -> bool {
-        !self.retired.is_empty() || self.series.iter().any(|(_, series)| series.is_pending())
+        !self.due.is_empty() || self.in_flight > 0
     }
 
     /// New Events waiting for their first write.
@@ -562,7 +645,7 @@ impl Correlator {
 
     /// Entries in the series, aggregation and spam caches.
     pub(crate) fn cache_sizes(&self) -> (usize, usize, usize) {
-        (self.series.len(), self.aggregates.len(), self.buckets.len())
+        (self.live.len(), self.aggregates.len(), self.buckets.len())
     }
 
     /// Bytes the series hold, live and retired.
@@ -584,9 +667,9 @@ fn series_bytes(occurrence: &Occurrence) -> usize {
         + annotations
 }
 
-fn write_of(key: &SeriesKey, series: &Series) -> Write {
+fn write_of(id: SeriesId, series: &Series) -> Write {
     Write {
-        key: key.clone(),
+        series: id,
         create: series.written_count == 0,
         name: series.name.clone(),
         note: series.first.message.clone(),
@@ -682,11 +765,7 @@ mod tests {
         writes += write_all(&mut correlator, end).len();
         assert!(writes <= 2 + 10 + 1, "{writes} writes");
         assert!(!correlator.has_pending(), "the final count was written");
-        let last = correlator
-            .series
-            .iter()
-            .next()
-            .map(|(_, s)| s.written_count);
+        let last = correlator.series.values().next().map(|s| s.written_count);
         assert_eq!(last, Some(10_000));
     }
 
@@ -936,5 +1015,112 @@ mod tests {
             correlator.observe(occurrence("a", "Three", "m"), now),
             Observed::New
         );
+    }
+
+    #[test]
+    fn a_retired_series_that_fails_waits_for_its_retry() {
+        let config = CorrelatorConfig {
+            cache_size: NonZeroUsize::new(1).unwrap_or(NonZeroUsize::MIN),
+            ..CorrelatorConfig::default()
+        };
+        let mut correlator = Correlator::new(config);
+        let now = Instant::now();
+        correlator.observe(occurrence("a", "Seen", "m"), now);
+        correlator.observe(occurrence("b", "Seen", "m"), now);
+        let writes = correlator.due_writes(now, false, usize::MAX);
+        assert_eq!(writes.len(), 2, "the retired one and the live one");
+        for write in &writes {
+            correlator.write_done(write, WriteResult::Failed, now);
+        }
+        assert!(correlator.due_writes(now, false, usize::MAX).is_empty());
+        assert_eq!(
+            correlator
+                .due_writes(now + Duration::from_secs(11), false, usize::MAX)
+                .len(),
+            2
+        );
+    }
+
+    /// Recounts everything the correlator keeps as running totals and indexes.
+    fn assert_consistent(correlator: &Correlator) {
+        let series = &correlator.series;
+        let recount = |f: fn(&Series) -> bool| series.values().filter(|s| f(s)).count();
+        assert_eq!(
+            correlator.pending_creates,
+            recount(Series::is_pending_create)
+        );
+        assert_eq!(correlator.in_flight, recount(|s| s.in_flight));
+        assert_eq!(correlator.retired_len, recount(|s| s.retired));
+        assert_eq!(
+            correlator.bytes,
+            series.values().map(|s| s.bytes).sum::<usize>()
+        );
+        let due: BTreeSet<_> = series
+            .iter()
+            .filter_map(|(id, s)| s.due_at.map(|at| (at, *id)))
+            .collect();
+        assert_eq!(correlator.due, due);
+        for (id, s) in series {
+            assert_eq!(
+                s.due_at.is_some(),
+                s.is_pending() && !s.in_flight,
+                "series {id} is due exactly when it owes a write and has none in flight"
+            );
+        }
+        let live: HashSet<_> = correlator.live.iter().map(|(_, id)| *id).collect();
+        assert!(
+            live.iter()
+                .all(|id| series.get(id).is_some_and(|s| !s.retired))
+        );
+        assert_eq!(live.len() + correlator.retired_len, series.len());
+        assert!(correlator.retired_len <= correlator.config.cache_size.get());
+    }
+
+    #[test]
+    fn counters_and_the_due_index_match_a_recount_after_any_sequence() {
+        let config = CorrelatorConfig {
+            cache_size: NonZeroUsize::new(8).unwrap_or(NonZeroUsize::MIN),
+            max_pending_creates: 12,
+            max_attempts: 3,
+            ..CorrelatorConfig::default()
+        };
+        let mut correlator = Correlator::new(config);
+        let mut now = Instant::now();
+        let mut in_flight: Vec<Write> = Vec::new();
+        // A fixed pseudo-random walk (xorshift), so a failure replays.
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut next = move |bound: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state % bound
+        };
+        for _ in 0..20_000 {
+            match next(10) {
+                0..=4 => {
+                    let uid = format!("{}", next(12));
+                    let reason = format!("Reason{}", next(3));
+                    let message = format!("m{}", next(4));
+                    correlator.observe(occurrence(&uid, &reason, &message), now);
+                }
+                5 | 6 => {
+                    let flushing = next(20) == 0;
+                    in_flight.extend(correlator.due_writes(now, flushing, 4));
+                }
+                7 | 8 if !in_flight.is_empty() => {
+                    let index = usize::try_from(next(in_flight.len() as u64)).unwrap_or(0);
+                    let write = in_flight.swap_remove(index);
+                    let result = match next(8) {
+                        0 => WriteResult::Failed,
+                        1 => WriteResult::NotFound,
+                        2 => WriteResult::Rejected,
+                        _ => WriteResult::Written,
+                    };
+                    correlator.write_done(&write, result, now);
+                }
+                _ => now += Duration::from_millis(next(30_000)),
+            }
+            assert_consistent(&correlator);
+        }
     }
 }
