@@ -14,6 +14,8 @@ use crate::{control_plane, plugins, project_root};
 
 /// The plugin the host runs: the example.
 const PLUGIN: &str = "myresource.wasm";
+/// The crate of the fleet's plugins (`--kinds` above 1), built once per member.
+const FLEET_PLUGIN: &str = "fleet-plugin";
 
 impl crate::flags::Bench {
     pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
@@ -61,6 +63,21 @@ impl crate::flags::Bench {
         if let Some(runs) = self.runs {
             extra.extend(["--runs".to_owned(), runs.to_string()]);
         }
+        if let Some(kinds) = &self.kinds {
+            let largest = kinds
+                .split(',')
+                .map(|k| k.trim().parse::<usize>())
+                .collect::<Result<Vec<_>, _>>()
+                .context("--kinds takes numbers, comma-separated")?
+                .into_iter()
+                .max()
+                .unwrap_or(1);
+            if largest > 1 {
+                let fleet = build_fleet(sh, &target, &out_dir.join("fleet-plugins"), largest)?;
+                extra.extend(["--fleet-plugins".to_owned(), fleet.display().to_string()]);
+            }
+            extra.extend(["--kinds".to_owned(), kinds.clone()]);
+        }
         let _assets = sh.push_env("KUBEBUILDER_ASSETS", &assets);
         cmd!(
             sh,
@@ -70,4 +87,32 @@ impl crate::flags::Bench {
         .context("the benchmark failed")?;
         Ok(())
     }
+}
+
+/// Builds `bench/fleet-plugin` once per member of a fleet of `members`, each with its own name
+/// and group, into `out` (`fleet-0.wasm`, ...).
+fn build_fleet(
+    sh: &Shell,
+    target: &std::path::Path,
+    out: &std::path::Path,
+    members: usize,
+) -> anyhow::Result<std::path::PathBuf> {
+    if out.exists() {
+        sh.remove_path(out)?;
+    }
+    sh.create_dir(out)?;
+    let built = target.join("wasm32-wasip2/release/fleet_plugin.wasm");
+    for member in 0..members {
+        let name = format!("fleet-{member}");
+        let _name = sh.push_env("FLEET_PLUGIN", &name);
+        let _group = sh.push_env("FLEET_GROUP", format!("fleet{member}.example.com"));
+        cmd!(
+            sh,
+            "cargo build --target wasm32-wasip2 --release -p {FLEET_PLUGIN}"
+        )
+        .run()
+        .with_context(|| format!("building {name} failed"))?;
+        sh.copy_file(&built, out.join(format!("{name}.wasm")))?;
+    }
+    Ok(out.to_owned())
 }

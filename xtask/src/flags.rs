@@ -33,6 +33,9 @@ Tasks:
                    table and writes it to <target>/bench/e2e.md. See docs/benchmarks.md.
       --objects N,...             MyResources created per run (default 1000,5000)
       --runs R                    runs per object count and controller (default 3)
+      --kinds K,...               1 runs the example; K > 1 runs a fleet: one host with K
+                                  plugins against K native controllers, N objects each
+                                  (default 1)
   help             Print this help.
 ";
 
@@ -75,6 +78,8 @@ pub(crate) struct Bench {
     pub(crate) objects: Option<String>,
     /// `--runs`: runs per object count and controller.
     pub(crate) runs: Option<u32>,
+    /// `--kinds`: fleet sizes, comma-separated (checked by the benchmark).
+    pub(crate) kinds: Option<String>,
 }
 
 /// Flags of `cargo xtask control-plane`.
@@ -127,6 +132,7 @@ impl Xtask {
                     .value("--runs")?
                     .map(|runs| runs.parse().context("--runs takes a number"))
                     .transpose()?,
+                kinds: args.value("--kinds")?,
             }),
             other => bail!("unknown task `{other}`; run `cargo xtask help`"),
         };

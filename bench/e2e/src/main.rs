@@ -34,6 +34,10 @@ struct Args {
     #[arg(long, value_name = "DIR")]
     plugins: PathBuf,
 
+    /// A directory holding the fleet's plugins (`fleet-0.wasm`, ...), for `--kinds` above 1.
+    #[arg(long, value_name = "DIR")]
+    fleet_plugins: Option<PathBuf>,
+
     /// The MyResource CRD (`plugins/myresource/manifests/crd.yaml`).
     #[arg(long, value_name = "PATH")]
     crd: PathBuf,
@@ -41,6 +45,11 @@ struct Args {
     /// How many MyResources each run creates, comma-separated.
     #[arg(long, value_name = "N,...", value_delimiter = ',', default_values_t = [1000, 5000])]
     objects: Vec<usize>,
+
+    /// Kinds, comma-separated: 1 runs the example; K above 1 runs a fleet of K kinds with the
+    /// objects of each, one host with K plugins against K native processes.
+    #[arg(long, value_name = "K,...", value_delimiter = ',', default_values_t = [1])]
+    kinds: Vec<usize>,
 
     /// Runs per object count and controller.
     #[arg(long, value_name = "R", default_value_t = 3)]
@@ -68,6 +77,14 @@ async fn main() -> anyhow::Result<()> {
         args.objects.iter().all(|&n| n > 0),
         "--objects must be positive"
     );
+    anyhow::ensure!(
+        args.kinds.iter().all(|&k| k > 0),
+        "--kinds must be positive"
+    );
+    anyhow::ensure!(
+        args.kinds.iter().all(|&k| k == 1) || args.fleet_plugins.is_some(),
+        "--kinds above 1 needs --fleet-plugins"
+    );
     let log_dir = args.out.with_extension("logs");
     std::fs::create_dir_all(&log_dir)
         .with_context(|| format!("cannot create {}", log_dir.display()))?;
@@ -75,6 +92,7 @@ async fn main() -> anyhow::Result<()> {
         host: args.host,
         native: args.native,
         plugins: args.plugins,
+        fleet_plugins: args.fleet_plugins,
         crd: args.crd,
         log_dir,
         clock_ticks: measure::clock_ticks_per_second(),
@@ -83,21 +101,24 @@ async fn main() -> anyhow::Result<()> {
     let machine = report::Machine::describe();
     eprintln!("e2e-bench on {machine}");
     let mut runs = Vec::new();
-    for &objects in &args.objects {
-        for index in 1..=args.runs {
-            for &controller in &args.controllers {
-                eprintln!(
-                    "==> {objects} objects, run {index}/{}, {}",
-                    args.runs,
-                    controller.name()
-                );
-                let result = run::run(&setup, controller, objects, index)
-                    .await
-                    .with_context(|| {
-                        format!("{} with {objects} objects, run {index}", controller.name())
-                    })?;
-                eprintln!("    {}", result.summary());
-                runs.push(result);
+    for &kinds in &args.kinds {
+        for &objects in &args.objects {
+            let what = report::objects_label(kinds, objects);
+            for index in 1..=args.runs {
+                for &controller in &args.controllers {
+                    eprintln!(
+                        "==> {what} objects, run {index}/{}, {}",
+                        args.runs,
+                        controller.name()
+                    );
+                    let result = run::run(&setup, controller, objects, kinds, index)
+                        .await
+                        .with_context(|| {
+                            format!("{} with {what} objects, run {index}", controller.name())
+                        })?;
+                    eprintln!("    {}", result.summary());
+                    runs.push(result);
+                }
             }
         }
     }

@@ -170,13 +170,23 @@ pub(crate) fn cpu_of_all(pids: &[u32], clock_ticks: f64) -> anyhow::Result<f64> 
 
 /// The peak resident set size of a process (`VmHWM` in `/proc/<pid>/status`), in KiB.
 pub(crate) fn peak_rss_kib(pid: u32) -> anyhow::Result<f64> {
+    status_kib(pid, "VmHWM")
+}
+
+/// The resident set size of a process now (`VmRSS`), in KiB.
+pub(crate) fn rss_kib(pid: u32) -> anyhow::Result<f64> {
+    status_kib(pid, "VmRSS")
+}
+
+/// A `kB` field of `/proc/<pid>/status`.
+fn status_kib(pid: u32, field: &str) -> anyhow::Result<f64> {
     let path = format!("/proc/{pid}/status");
     let status = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
         .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
-        .with_context(|| format!("no VmHWM in {path}"))
+        .with_context(|| format!("no {field} in {path}"))
 }
 
 #[cfg(test)]

@@ -59,25 +59,29 @@ pub(crate) fn markdown(machine: &Machine, runs: &[RunResult]) -> String {
     let _ = writeln!(
         out,
         "Median of the runs per object count and controller. Times are from the first create; \
-         requests and CPU from just before it until the controller went quiet.\n"
+         requests and CPU from just before it until the controller went quiet. With a fleet \
+         (`K × N`), CPU and RSS are summed over the controller's processes (one host, or K \
+         native controllers); idle RSS is once ready, before the first create.\n"
     );
     let _ = writeln!(
         out,
         "| objects | controller | all converged | all `Created` Events | Events written | \
          API requests (GET / APPLY / PATCH / POST / other) | failed requests | controller CPU | \
-         peak RSS | API server + etcd CPU | startup |"
+         idle RSS | peak RSS | API server + etcd CPU | startup |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|");
-    let mut groups: Vec<(usize, Controller)> = Vec::new();
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let mut groups: Vec<(usize, usize, Controller)> = Vec::new();
     for run in runs {
-        if !groups.contains(&(run.objects, run.controller)) {
-            groups.push((run.objects, run.controller));
+        if !groups.contains(&(run.kinds, run.objects, run.controller)) {
+            groups.push((run.kinds, run.objects, run.controller));
         }
     }
-    for (objects, controller) in groups {
+    for (kinds, objects, controller) in groups {
         let group: Vec<&RunResult> = runs
             .iter()
-            .filter(|run| run.objects == objects && run.controller == controller)
+            .filter(|run| {
+                run.kinds == kinds && run.objects == objects && run.controller == controller
+            })
             .collect();
         let median_of = |value: &dyn Fn(&RunResult) -> f64| {
             median(group.iter().map(|run| value(run)).collect())
@@ -107,7 +111,8 @@ pub(crate) fn markdown(machine: &Machine, runs: &[RunResult]) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "| {objects} | {} | {} | {} | {:.0} | {} | {:.0} | {:.2} s | {:.0} MiB | {:.2} s | {:.2} s |",
+            "| {} | {} | {} | {} | {:.0} | {} | {:.0} | {:.2} s | {:.0} MiB | {:.0} MiB | {:.2} s | {:.2} s |",
+            objects_label(kinds, objects),
             controller.name(),
             median_time(&|run| run.converged.all_after),
             median_time(&|run| run.events.all_after),
@@ -115,6 +120,7 @@ pub(crate) fn markdown(machine: &Machine, runs: &[RunResult]) -> String {
             requests.join(" / "),
             median_of(&|run| run.requests.failed as f64),
             median_of(&|run| run.cpu),
+            median_of(&|run| run.idle_rss_mib),
             median_of(&|run| run.peak_rss_mib),
             median_of(&|run| run.control_plane_cpu),
             median_of(&|run| run.startup.as_secs_f64()),
@@ -125,9 +131,9 @@ pub(crate) fn markdown(machine: &Machine, runs: &[RunResult]) -> String {
     let _ = writeln!(
         out,
         "| objects | run | controller | created | converged | `Created` Events | requests by verb (failed) | \
-         controller CPU | peak RSS | API server + etcd CPU | startup | load average |"
+         controller CPU | idle RSS | peak RSS | API server + etcd CPU | startup | load average |"
     );
-    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let _ = writeln!(out, "|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for run in runs {
         let verbs: Vec<String> = run
             .requests
@@ -137,8 +143,8 @@ pub(crate) fn markdown(machine: &Machine, runs: &[RunResult]) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "| {} | {} | {} | {:.2} s | {} ({}) | {} ({}) | {} ({}) | {:.2} s | {:.0} MiB | {:.2} s | {:.2} s | {} |",
-            run.objects,
+            "| {} | {} | {} | {:.2} s | {} ({}) | {} ({}) | {} ({}) | {:.2} s | {:.0} MiB | {:.0} MiB | {:.2} s | {:.2} s | {} |",
+            objects_label(run.kinds, run.objects),
             run.run,
             run.controller.name(),
             run.created.as_secs_f64(),
@@ -149,6 +155,7 @@ pub(crate) fn markdown(machine: &Machine, runs: &[RunResult]) -> String {
             verbs.join(", "),
             run.requests.failed,
             run.cpu,
+            run.idle_rss_mib,
             run.peak_rss_mib,
             run.control_plane_cpu,
             run.startup.as_secs_f64(),
@@ -156,6 +163,15 @@ pub(crate) fn markdown(machine: &Machine, runs: &[RunResult]) -> String {
         );
     }
     out
+}
+
+/// `1000`, or `10 × 1000` for a fleet of 10 kinds.
+pub(crate) fn objects_label(kinds: usize, objects: usize) -> String {
+    if kinds == 1 {
+        objects.to_string()
+    } else {
+        format!("{kinds} × {objects}")
+    }
 }
 
 /// Selects the count of one verb.

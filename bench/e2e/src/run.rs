@@ -1,6 +1,11 @@
 //! One run: a fresh control plane, one controller under test as a subprocess, N MyResources
 //! created at once, and what converging them cost.
 //!
+//! In fleet mode (`--kinds K`, K > 1) there are K `MyResource` kinds, one per group
+//! (`fleet0.example.com`, ...), with N objects of each in a namespace of their own
+//! (`fleet-0`, ...): one host runs K plugins (`bench/fleet-plugin`), against K native
+//! controllers, one process per kind. CPU and memory are then the sum over the processes.
+//!
 //! # Steps
 //!
 //! 1. Start etcd and kube-apiserver (testenv), install the CRD, start the controller with its
@@ -45,14 +50,16 @@ use tokio::process::Child;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::measure::{Requests, cpu_of_all, cpu_seconds, peak_rss_kib, requests, scrape, settle};
+use crate::measure::{Requests, cpu_of_all, peak_rss_kib, requests, rss_kib, scrape, settle};
 
-/// Where the objects are created.
+/// Where the objects are created, with a single kind.
 const NAMESPACE: &str = "default";
+/// The example's group, with a single kind.
+const GROUP: &str = "mygroup.example.com";
 /// Creates in flight at once.
 const CREATES_IN_FLIGHT: usize = 64;
 /// The native controller's `--concurrency`: the host's `--max-instances` default.
-const NATIVE_CONCURRENCY: &str = "32";
+const NATIVE_CONCURRENCY: usize = 32;
 /// Both controllers log warnings and errors only, so that neither pays for per-reconcile lines.
 const LOG_FILTER: &str = "warn";
 /// Longest wait for the control plane, and then the controller, to be ready.
@@ -62,11 +69,13 @@ const CONVERGE_STALL: Duration = Duration::from_secs(120);
 /// A run gives up waiting for Events after this long without one more `Created` Event.
 const EVENTS_STALL: Duration = Duration::from_secs(60);
 
-/// What every run needs: the binaries, the plugin, the CRD, where logs go.
+/// What every run needs: the binaries, the plugins, the CRD, where logs go.
 pub(crate) struct Setup {
     pub(crate) host: PathBuf,
     pub(crate) native: PathBuf,
     pub(crate) plugins: PathBuf,
+    /// The fleet's plugins, `fleet-0.wasm` and on, for runs with more than one kind.
+    pub(crate) fleet_plugins: Option<PathBuf>,
     pub(crate) crd: PathBuf,
     pub(crate) log_dir: PathBuf,
     pub(crate) clock_ticks: f64,
@@ -101,7 +110,10 @@ impl Controller {
 #[derive(Debug, Clone)]
 pub(crate) struct RunResult {
     pub(crate) controller: Controller,
+    /// Objects of each kind.
     pub(crate) objects: usize,
+    /// Kinds: plugins in the host, or native processes.
+    pub(crate) kinds: usize,
     pub(crate) run: usize,
     /// From spawning the controller to `/readyz` answering `200`.
     pub(crate) startup: Duration,
@@ -115,6 +127,8 @@ pub(crate) struct RunResult {
     pub(crate) requests: Requests,
     /// The controller's user + system CPU time over the same window.
     pub(crate) cpu: f64,
+    /// The controller's resident memory (VmRSS) once ready, before the first create, in MiB.
+    pub(crate) idle_rss_mib: f64,
     /// The controller's peak resident memory (VmHWM), in MiB.
     pub(crate) peak_rss_mib: f64,
     /// kube-apiserver's and etcd's CPU time over the same window.
@@ -124,18 +138,24 @@ pub(crate) struct RunResult {
 }
 
 impl RunResult {
+    /// Objects in all: of each kind, times the kinds.
+    pub(crate) fn total_objects(&self) -> usize {
+        self.objects * self.kinds
+    }
+
     /// One line for the progress output.
     pub(crate) fn summary(&self) -> String {
+        let total = self.total_objects();
         format!(
-            "converged {} ({}/{}), events {} ({}/{}), {} requests, CPU {:.2} s, peak RSS {:.0} MiB",
+            "converged {} ({}/{total}), events {} ({}/{total}), {} requests, CPU {:.2} s, \
+             RSS idle {:.0} MiB, peak {:.0} MiB",
             seconds(self.converged.all_after),
             self.converged.done,
-            self.objects,
             seconds(self.events.all_after),
             self.events.done,
-            self.objects,
             self.requests.total(),
             self.cpu,
+            self.idle_rss_mib,
             self.peak_rss_mib
         )
     }
@@ -153,11 +173,47 @@ pub(crate) struct Progress {
     pub(crate) all_after: Option<Duration>,
 }
 
-/// Runs `controller` on `objects` fresh MyResources; see the [module docs](self).
+/// One `MyResource` kind of a run, and where its objects live.
+struct Kind {
+    group: String,
+    namespace: String,
+    resource: ApiResource,
+}
+
+impl Kind {
+    /// Member `index` of `kinds`: the example's own kind when there is one.
+    fn of(index: usize, kinds: usize) -> Kind {
+        let (group, namespace) = if kinds == 1 {
+            (GROUP.to_owned(), NAMESPACE.to_owned())
+        } else {
+            (
+                format!("fleet{index}.example.com"),
+                format!("fleet-{index}"),
+            )
+        };
+        let resource = ApiResource::from_gvk_with_plural(
+            &GroupVersionKind::gvk(&group, "v1alpha1", "MyResource"),
+            "myresources",
+        );
+        Kind {
+            group,
+            namespace,
+            resource,
+        }
+    }
+
+    fn api(&self, client: &kube::Client) -> Api<DynamicObject> {
+        Api::namespaced_with(client.clone(), &self.namespace, &self.resource)
+    }
+}
+
+/// Runs `controller` on `objects` fresh MyResources of each of `kinds` kinds; see the
+/// [module docs](self).
 pub(crate) async fn run(
     setup: &Setup,
     controller: Controller,
     objects: usize,
+    kinds: usize,
     run: usize,
 ) -> anyhow::Result<RunResult> {
     let load = std::fs::read_to_string("/proc/loadavg")
@@ -173,35 +229,46 @@ pub(crate) async fn run(
         .start()
         .await
         .context("starting the control plane")?;
-    install_crd(&env, &setup.crd).await?;
+    let kinds: Vec<Kind> = (0..kinds).map(|index| Kind::of(index, kinds)).collect();
+    for kind in &kinds {
+        install_crd(&env, &setup.crd, kind).await?;
+    }
     let client = env.client();
-    let resource = ApiResource::from_gvk_with_plural(
-        &GroupVersionKind::gvk("mygroup.example.com", "v1alpha1", "MyResource"),
-        "myresources",
-    );
-    let my_resources: Api<DynamicObject> =
-        Api::namespaced_with(client.clone(), NAMESPACE, &resource);
-    let events: Api<Event> = Api::namespaced(client.clone(), NAMESPACE);
+    let my_resources: Vec<Api<DynamicObject>> =
+        kinds.iter().map(|kind| kind.api(&client)).collect();
+    let events: Api<Event> = Api::all(client.clone());
 
-    let log = setup.log_dir.join(format!(
-        "{objects}-objects-run-{run}-{}.log",
-        controller.slug()
-    ));
+    let label = if kinds.len() == 1 {
+        format!("{objects}-objects")
+    } else {
+        format!("{}x{objects}-objects", kinds.len())
+    };
     let spawned = Instant::now();
-    let mut process = spawn(setup, controller, env.kubeconfig_path(), &log)?;
-    wait_until_ready(&mut process).await?;
+    let mut processes = spawn_all(
+        setup,
+        controller,
+        &kinds,
+        env.kubeconfig_path(),
+        &label,
+        run,
+    )?;
+    for process in &mut processes {
+        wait_until_ready(process).await?;
+    }
     let startup = spawned.elapsed();
+    let pids: Vec<u32> = processes.iter().map(|process| process.pid).collect();
+    let idle_rss_mib = sum_of(&pids, rss_kib)? / 1024.0;
 
     let (converged_tx, mut converged_rx) = watch::channel(Count::default());
     let (events_tx, mut events_rx) = watch::channel(Count::default());
     let trackers = [
         track(my_resources.clone(), converged_name, converged_tx).await?,
-        track(events.clone(), created_event_subject, events_tx).await?,
+        track(vec![events.clone()], created_event_subject, events_tx).await?,
     ];
 
     let control_plane = env.process_ids();
     let requests_before = scrape(&client).await?;
-    let cpu_before = cpu_seconds(process.pid, setup.clock_ticks)?;
+    let cpu_before = cpu_of_all(&pids, setup.clock_ticks)?;
     let control_plane_before = cpu_of_all(&control_plane, setup.clock_ticks)?;
 
     // The first writes of a new kind are slow while the API server sets up its storage: warm
@@ -210,33 +277,38 @@ pub(crate) async fn run(
         dry_run: true,
         ..PostParams::default()
     };
-    my_resources
-        .create(&warm_up, &my_resource(&resource, objects))
-        .await
-        .context("warming up with a dry-run create")?;
+    for (kind, api) in kinds.iter().zip(&my_resources) {
+        api.create(&warm_up, &my_resource(&kind.resource, objects))
+            .await
+            .context("warming up with a dry-run create")?;
+    }
 
+    let total = objects * kinds.len();
     let started = Instant::now();
-    create(&my_resources, &resource, objects).await?;
+    create(&kinds, &my_resources, objects).await?;
     let created = started.elapsed();
 
-    let converged = wait_for(&mut converged_rx, objects, CONVERGE_STALL, &mut process).await?;
-    let created_events = wait_for(&mut events_rx, objects, EVENTS_STALL, &mut process).await?;
+    let converged = wait_for(&mut converged_rx, total, CONVERGE_STALL, &mut processes).await?;
+    let created_events = wait_for(&mut events_rx, total, EVENTS_STALL, &mut processes).await?;
     let requests_after = settle(&client, &requests_before).await?;
 
-    let cpu = cpu_seconds(process.pid, setup.clock_ticks)? - cpu_before;
-    let peak_rss_mib = peak_rss_kib(process.pid)? / 1024.0;
+    let cpu = cpu_of_all(&pids, setup.clock_ticks)? - cpu_before;
+    let peak_rss_mib = sum_of(&pids, peak_rss_kib)? / 1024.0;
     let control_plane_cpu = cpu_of_all(&control_plane, setup.clock_ticks)? - control_plane_before;
     for tracker in trackers {
         tracker.abort();
     }
     // The watches may have missed nothing, but a list is the API server's word.
-    let converged_listed = my_resources
-        .list(&ListParams::default())
-        .await?
-        .items
-        .iter()
-        .filter_map(converged_name)
-        .count();
+    let mut converged_listed = 0;
+    for api in &my_resources {
+        converged_listed += api
+            .list(&ListParams::default())
+            .await?
+            .items
+            .iter()
+            .filter_map(converged_name)
+            .count();
+    }
     let events_listed = events
         .list(&ListParams::default())
         .await?
@@ -246,41 +318,73 @@ pub(crate) async fn run(
         .collect::<HashSet<_>>()
         .len();
 
-    process.stop().await;
+    for process in processes {
+        process.stop().await;
+    }
     env.stop().context("stopping the control plane")?;
     Ok(RunResult {
         controller,
         objects,
+        kinds: kinds.len(),
         run,
         startup,
         created,
-        converged: converged.progress(started, converged_listed, objects),
-        events: created_events.progress(started, events_listed, objects),
+        converged: converged.progress(started, converged_listed, total),
+        events: created_events.progress(started, events_listed, total),
         requests: requests(&requests_before, &requests_after),
         cpu,
+        idle_rss_mib,
         peak_rss_mib,
         control_plane_cpu,
         load,
     })
 }
 
-/// `kubectl apply` the CRD and wait until it is served.
-async fn install_crd(env: &TestEnv, crd: &Path) -> anyhow::Result<()> {
-    let crd = crd.to_string_lossy();
-    for args in [
-        vec!["apply", "-f", &*crd],
-        vec![
-            "wait",
-            "--for=condition=Established",
-            "crd/myresources.mygroup.example.com",
-            "--timeout=60s",
-        ],
-    ] {
-        let output = tokio::process::Command::from(env.kubectl()?)
+/// The sum of `measure` over the processes.
+fn sum_of(pids: &[u32], measure: fn(u32) -> anyhow::Result<f64>) -> anyhow::Result<f64> {
+    pids.iter().map(|&pid| measure(pid)).sum()
+}
+
+/// Installs the example's CRD under `kind`'s group, creates its namespace, and waits until
+/// the CRD is served.
+async fn install_crd(env: &TestEnv, crd: &Path, kind: &Kind) -> anyhow::Result<()> {
+    let manifest = std::fs::read_to_string(crd)
+        .with_context(|| format!("reading {}", crd.display()))?
+        .replace(GROUP, &kind.group);
+    let crd_name = format!("crd/myresources.{}", kind.group);
+    let namespace =
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": kind.namespace}});
+    let manifest = format!("{manifest}\n---\n{namespace}\n");
+    let steps: [(Vec<&str>, Option<&str>); 2] = [
+        (vec!["apply", "-f", "-"], Some(&manifest)),
+        (
+            vec![
+                "wait",
+                "--for=condition=Established",
+                &crd_name,
+                "--timeout=60s",
+            ],
+            None,
+        ),
+    ];
+    for (args, input) in steps {
+        let mut command = tokio::process::Command::from(env.kubectl()?);
+        command
             .args(&args)
-            .output()
-            .await
+            .stdin(if input.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = command
+            .spawn()
             .with_context(|| format!("running kubectl {}", args.join(" ")))?;
+        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+            stdin.write_all(input.as_bytes()).await?;
+        }
+        let output = child.wait_with_output().await?;
         if !output.status.success() {
             bail!(
                 "kubectl {} failed: {}",
@@ -318,31 +422,83 @@ impl Process {
     }
 }
 
-fn spawn(
+/// The controller under test for `kinds`: one host with a plugin per kind, or one native
+/// process per kind.
+fn spawn_all(
     setup: &Setup,
     controller: Controller,
+    kinds: &[Kind],
     kubeconfig: &Path,
-    log: &Path,
-) -> anyhow::Result<Process> {
-    let health = SocketAddr::from(([127, 0, 0, 1], free_port()?));
-    let mut command = match controller {
+    label: &str,
+    run: usize,
+) -> anyhow::Result<Vec<Process>> {
+    let log = |member: Option<usize>| {
+        let member = member.map(|index| format!("-{index}")).unwrap_or_default();
+        setup.log_dir.join(format!(
+            "{label}-run-{run}-{}{member}.log",
+            controller.slug()
+        ))
+    };
+    match controller {
         Controller::Host => {
             let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()?));
             let mut command = tokio::process::Command::new(&setup.host);
             command
                 .arg("run")
-                .arg("--plugins")
-                .arg(&setup.plugins)
                 .arg("--metrics-addr")
                 .arg(metrics.to_string());
-            command
+            if kinds.len() == 1 {
+                command.arg("--plugins").arg(&setup.plugins);
+            } else {
+                let plugins = setup
+                    .fleet_plugins
+                    .as_ref()
+                    .context("a fleet run needs the fleet's plugins")?;
+                // As many reconciles at once per plugin as each native controller runs.
+                let instances = kinds.len() * NATIVE_CONCURRENCY;
+                command
+                    .arg("--plugins")
+                    .arg(plugins)
+                    .arg("--max-instances")
+                    .arg(instances.to_string())
+                    .arg("--memory-budget-mib")
+                    .arg(fleet_budget_mib(kinds.len(), instances).to_string());
+            }
+            Ok(vec![spawn(command, controller, kubeconfig, &log(None))?])
         }
-        Controller::Native => {
-            let mut command = tokio::process::Command::new(&setup.native);
-            command.args(["--concurrency", NATIVE_CONCURRENCY]);
-            command
-        }
-    };
+        Controller::Native => kinds
+            .iter()
+            .enumerate()
+            .map(|(index, kind)| {
+                let mut command = tokio::process::Command::new(&setup.native);
+                command
+                    .arg("--concurrency")
+                    .arg(NATIVE_CONCURRENCY.to_string())
+                    .arg("--group")
+                    .arg(&kind.group);
+                let member = (kinds.len() > 1).then_some(index);
+                spawn(command, controller, kubeconfig, &log(member))
+            })
+            .collect(),
+    }
+}
+
+/// A memory budget (`--memory-budget-mib`) that admits `instances` slots and gives each of
+/// `plugins` plugins room for its share of them. The budget is a bound the host checks, not
+/// memory it takes: peak RSS is what the run measures.
+fn fleet_budget_mib(plugins: usize, instances: usize) -> usize {
+    // The host's fixed parts (96 MiB base, 16 MiB recorder, 4 MiB a slot), then 4 MiB of
+    // linear memory per instance, of which the plugins get three quarters.
+    96 + 16 + 4 * instances + (4 * instances * 4).div_ceil(3) + 16 * plugins
+}
+
+fn spawn(
+    mut command: tokio::process::Command,
+    controller: Controller,
+    kubeconfig: &Path,
+    log: &Path,
+) -> anyhow::Result<Process> {
+    let health = SocketAddr::from(([127, 0, 0, 1], free_port()?));
     let file = File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
     command
         .arg("--kubeconfig")
@@ -428,10 +584,11 @@ impl Count {
     }
 }
 
-/// Watches `api` and counts the distinct names `key` returns, publishing each new count with
-/// the moment it was seen. Returns once the initial list is in, so nothing later is missed.
+/// Watches every one of `apis` and counts the distinct names `key` returns, publishing each
+/// new count with the moment it was seen. Returns once every initial list is in, so nothing
+/// later is missed.
 async fn track<K>(
-    api: Api<K>,
+    apis: Vec<Api<K>>,
     key: fn(&K) -> Option<String>,
     counts: watch::Sender<Count>,
 ) -> anyhow::Result<JoinHandle<()>>
@@ -441,13 +598,21 @@ where
     let (listed_tx, listed) = oneshot::channel();
     let task = tokio::spawn(async move {
         let mut listed_tx = Some(listed_tx);
+        let mut lists_pending = apis.len();
         let mut seen = HashSet::new();
-        let mut stream = std::pin::pin!(watcher(api, watcher::Config::default()).default_backoff());
+        let mut stream = futures::stream::select_all(apis.into_iter().map(|api| {
+            watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed()
+        }));
         while let Some(event) = stream.next().await {
             let object = match event {
                 Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => object,
                 Ok(watcher::Event::InitDone) => {
-                    if let Some(listed) = listed_tx.take() {
+                    lists_pending = lists_pending.saturating_sub(1);
+                    if lists_pending == 0
+                        && let Some(listed) = listed_tx.take()
+                    {
                         let _ = listed.send(());
                     }
                     continue;
@@ -472,29 +637,36 @@ where
     Ok(task)
 }
 
-/// The name of a MyResource whose status reports its current generation.
+/// `namespace/name` of a MyResource whose status reports its current generation.
 fn converged_name(object: &DynamicObject) -> Option<String> {
     let observed = object.data["status"]["observedGeneration"].as_i64()?;
-    (Some(observed) == object.metadata.generation).then(|| object.name_any())
+    (Some(observed) == object.metadata.generation).then(|| {
+        format!(
+            "{}/{}",
+            object.namespace().unwrap_or_default(),
+            object.name_any()
+        )
+    })
 }
 
-/// The MyResource a `Created` Event is about.
+/// `namespace/name` of the MyResource a `Created` Event is about.
 fn created_event_subject(event: &Event) -> Option<String> {
     let regarding = event.regarding.as_ref()?;
-    (event.reason.as_deref() == Some("Created") && regarding.kind.as_deref() == Some("MyResource"))
-        .then(|| regarding.name.clone())
-        .flatten()
+    if event.reason.as_deref() != Some("Created") || regarding.kind.as_deref() != Some("MyResource")
+    {
+        return None;
+    }
+    let namespace = regarding.namespace.as_deref().unwrap_or_default();
+    Some(format!("{namespace}/{}", regarding.name.as_deref()?))
 }
 
-/// Creates `bench-00000`, `bench-00001`, ... all at once, [`CREATES_IN_FLIGHT`] at a time.
-async fn create(
-    api: &Api<DynamicObject>,
-    resource: &ApiResource,
-    objects: usize,
-) -> anyhow::Result<()> {
-    let results: Vec<_> = futures::stream::iter(0..objects)
-        .map(|index| {
-            let object = my_resource(resource, index);
+/// Creates `bench-00000`, `bench-00001`, ... of every kind, all at once (the kinds
+/// interleaved), [`CREATES_IN_FLIGHT`] at a time.
+async fn create(kinds: &[Kind], apis: &[Api<DynamicObject>], objects: usize) -> anyhow::Result<()> {
+    let all = (0..objects).flat_map(|index| kinds.iter().zip(apis).map(move |kind| (index, kind)));
+    let results: Vec<_> = futures::stream::iter(all)
+        .map(|(index, (kind, api))| {
+            let object = my_resource(&kind.resource, index);
             async move { api.create(&PostParams::default(), &object).await }
         })
         .buffer_unordered(CREATES_IN_FLIGHT)
@@ -513,17 +685,19 @@ fn my_resource(resource: &ApiResource, index: usize) -> DynamicObject {
 }
 
 /// Waits until `counts` reaches `target`, giving up (without an error) once it did not move
-/// for `stall`; fails if the controller exits meanwhile.
+/// for `stall`; fails if a controller process exits meanwhile.
 async fn wait_for(
     counts: &mut watch::Receiver<Count>,
     target: usize,
     stall: Duration,
-    process: &mut Process,
+    processes: &mut [Process],
 ) -> anyhow::Result<Count> {
     let mut last_move = Instant::now();
     let mut last_done = 0;
     loop {
-        process.check_running()?;
+        for process in processes.iter_mut() {
+            process.check_running()?;
+        }
         let count = *counts.borrow_and_update();
         if count.done >= target {
             return Ok(count);

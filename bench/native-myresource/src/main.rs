@@ -42,6 +42,11 @@ struct Args {
     #[arg(long, default_value_t = 32, value_name = "N")]
     concurrency: u16,
 
+    /// The group of the `MyResource` kind to reconcile: the benchmark's fleet runs one
+    /// controller per group.
+    #[arg(long, default_value = "mygroup.example.com", value_name = "GROUP")]
+    group: String,
+
     /// Where to serve `/healthz` and `/readyz` (default: nowhere).
     #[arg(long, value_name = "ADDR")]
     health_addr: Option<SocketAddr>,
@@ -57,7 +62,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let client = client(args.kubeconfig.as_deref()).await?;
 
-    let gvk = GroupVersionKind::gvk("mygroup.example.com", "v1alpha1", "MyResource");
+    let gvk = GroupVersionKind::gvk(&args.group, "v1alpha1", "MyResource");
     let resource = ApiResource::from_gvk_with_plural(&gvk, "myresources");
     let writer = reflector::store::Writer::new(resource.clone());
     let reader = writer.as_reader();

@@ -37,6 +37,7 @@ pub const CONTAINER: &str = "app";
 /// Reconciles `MyResource` objects into Deployments.
 pub struct MyResourceReconciler;
 
+#[cfg(feature = "export")]
 wasm_reconciler_sdk::export_reconciler!(MyResourceReconciler);
 
 impl Reconciler for MyResourceReconciler {
