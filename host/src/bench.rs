@@ -53,7 +53,8 @@ impl ReconcileHarness {
             path: path.to_owned(),
             source,
         })?;
-        let mut plugin = Plugin::load(&sandbox, &linker, path).await?;
+        let compiler = plugin::Compiler::uncached(&sandbox);
+        let mut plugin = Plugin::load(&sandbox, &linker, &compiler, path).await?;
         // The whole default budget for this one plugin, as a host running only it would give.
         let budget = crate::budget::Budget::new(
             crate::budget::DEFAULT_POD_LIMIT,

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 use crate::manager::Host;
-use crate::plugin::SandboxConfig;
+use crate::plugin::{CompileIn, SandboxConfig};
 use crate::recorder::{EventsApi, RecorderConfig};
 
 /// Runs Kubernetes reconcilers written as WebAssembly components.
@@ -23,7 +23,32 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Load the plugins and run their controllers until SIGINT or SIGTERM.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
+    /// Compile a component read on stdin for `run`, writing the artifact to stdout (`run`
+    /// starts this itself, once per plugin to compile).
+    #[command(hide = true)]
+    Compile(CompileArgs),
+}
+
+/// Arguments of `compile`: the engine settings of the `run` that asked.
+#[derive(Debug, clap::Args)]
+pub struct CompileArgs {
+    /// `run`'s `--max-instances`.
+    #[arg(long, value_name = "N")]
+    pub max_instances: u32,
+
+    /// `run`'s instance memory limit, in bytes.
+    #[arg(long, value_name = "BYTES")]
+    pub memory_limit_bytes: usize,
+}
+
+impl CompileArgs {
+    /// The sandbox whose engine settings the artifact must match.
+    pub fn sandbox(&self) -> SandboxConfig {
+        SandboxConfig::default()
+            .max_instances(self.max_instances)
+            .memory_limit(self.memory_limit_bytes)
+    }
 }
 
 /// Arguments of `run`.
@@ -37,6 +62,18 @@ pub struct RunArgs {
     /// service account.
     #[arg(long, value_name = "PATH")]
     pub kubeconfig: Option<PathBuf>,
+
+    /// Where compiled plugins are kept between starts (made private to this user). By
+    /// default `$XDG_CACHE_HOME/wasm-reconciler` or `~/.cache/wasm-reconciler`; without
+    /// either, plugins are compiled at every start.
+    #[arg(long, env = "WASM_RECONCILER_CACHE_DIR", value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile plugins in the host's own process rather than in a child process. The child
+    /// keeps the compiler's memory (tens of MiB per plugin, more for Python or JavaScript
+    /// ones) out of the host, and a component that crashes the compiler out of it too.
+    #[arg(long)]
+    pub compile_in_process: bool,
 
     /// Most plugin instances alive at once, across all plugins; each plugin gets an equal
     /// share as its concurrency.
@@ -146,8 +183,32 @@ impl RunArgs {
         if let Some(namespace) = &self.impersonate_plugins {
             host = host.impersonate_plugins(namespace.clone());
         }
+        if let Some(dir) = self.cache_dir.clone().or_else(default_cache_dir) {
+            host = host.cache_dir(dir);
+        }
+        if !self.compile_in_process {
+            match std::env::current_exe() {
+                Ok(binary) => host = host.compile_in(CompileIn::Child(binary)),
+                Err(error) => {
+                    tracing::warn!(%error, "cannot find the host binary; compiling plugins in process");
+                }
+            }
+        }
         host
     }
+}
+
+/// `$XDG_CACHE_HOME/wasm-reconciler`, else `$HOME/.cache/wasm-reconciler`.
+fn default_cache_dir() -> Option<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|dir| !dir.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME")
+                .filter(|dir| !dir.is_empty())
+                .map(|home| PathBuf::from(home).join(".cache"))
+        })?;
+    Some(base.join("wasm-reconciler"))
 }
 
 fn parse_events_api(value: &str) -> Result<EventsApi, String> {

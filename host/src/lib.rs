@@ -30,8 +30,8 @@ mod recorder;
 mod status;
 
 pub use budget::BudgetError;
-pub use cli::{Cli, Command, RunArgs};
+pub use cli::{Cli, Command, CompileArgs, RunArgs};
 pub use manager::{Host, HostError};
 pub use metrics::Metrics;
-pub use plugin::{CallError, LoadError, SandboxConfig};
+pub use plugin::{CallError, CompileIn, LoadError, SandboxConfig, compile_stdin_to_stdout};
 pub use recorder::{EventsApi, RecorderConfig};

@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use wasm_reconciler::{Cli, Command};
+use wasm_reconciler::{Cli, Command, compile_stdin_to_stdout};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -32,6 +32,7 @@ async fn main() -> anyhow::Result<()> {
             let client = kube::Client::try_from(config).context("failed to build the client")?;
             args.host().run(client, shutdown_signal()).await?;
         }
+        Command::Compile(args) => compile_stdin_to_stdout(&args.sandbox())?,
     }
     Ok(())
 }

@@ -19,7 +19,9 @@ use crate::controller::{ControllerSettings, PluginController};
 use crate::health;
 use crate::kinds::DeclaredKinds;
 use crate::metrics::{Metrics, PluginLabels};
-use crate::plugin::{self, LoadError, Plugin, PluginLimits, Sandbox, SandboxConfig};
+use crate::plugin::{
+    self, CompileIn, Compiler, LoadError, Plugin, PluginLimits, Provenance, Sandbox, SandboxConfig,
+};
 use crate::recorder::{Recorder, RecorderConfig};
 use crate::status::{HostStatus, Severity};
 
@@ -80,6 +82,8 @@ pub struct Host {
     memory_budget: Option<u64>,
     max_api_calls: u32,
     impersonate_namespace: Option<String>,
+    cache_dir: Option<PathBuf>,
+    compile_in: CompileIn,
 }
 
 impl Host {
@@ -96,7 +100,24 @@ impl Host {
             memory_budget: None,
             max_api_calls: DEFAULT_MAX_API_CALLS,
             impersonate_namespace: None,
+            cache_dir: None,
+            compile_in: CompileIn::Process,
         }
+    }
+
+    /// Keeps compiled plugins in `dir` (made private to this user), so that a restart loads
+    /// them instead of compiling again. Without it, every start compiles every plugin.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// Where plugins are compiled: in this process (the default), or in a child process
+    /// running the host binary (`wasm-reconciler compile`), which keeps the compiler's memory
+    /// out of the host.
+    pub fn compile_in(mut self, compile_in: CompileIn) -> Self {
+        self.compile_in = compile_in;
+        self
     }
 
     /// Serve `/healthz` and `/readyz` (and `/metrics`) on this address (default: none).
@@ -209,8 +230,21 @@ impl Host {
             self.recorder.memory_bytes(),
             sandbox.config.instance_slots(),
         )?;
+        let compiler = Compiler::new(
+            &sandbox.engine,
+            self.sandbox.clone(),
+            self.compile_in.clone(),
+            self.cache_dir.as_deref(),
+        );
         let paths = plugin_files(&self.plugins_dir).await?;
-        let (plugins, failed) = self.load_all(&sandbox, &linker, paths, &status).await;
+        let (plugins, failed) = self
+            .load_all(&sandbox, &linker, &compiler, paths, &status)
+            .await;
+        let in_use: Vec<PathBuf> = plugins
+            .iter()
+            .filter_map(|plugin| plugin.loaded().cache_entry.clone())
+            .collect();
+        compiler.prune(&in_use).await;
         if plugins.is_empty() {
             return Err(HostError::NoPlugins {
                 path: self.plugins_dir,
@@ -327,6 +361,7 @@ impl Host {
         &self,
         sandbox: &Sandbox,
         linker: &wasmtime::component::Linker<plugin::GuestState>,
+        compiler: &Compiler,
         paths: Vec<PathBuf>,
         status: &HostStatus,
     ) -> (Vec<Plugin>, usize) {
@@ -334,9 +369,15 @@ impl Host {
         let results: Vec<(PathBuf, Result<Plugin, LoadError>)> = futures::stream::iter(paths)
             .map(|path| async move {
                 let started = std::time::Instant::now();
-                let loaded = Plugin::load(sandbox, linker, &path).await;
+                let loaded = Plugin::load(sandbox, linker, compiler, &path).await;
                 if let Ok(plugin) = &loaded {
-                    tracing::info!(path = %path.display(), plugin = %plugin.name(), took = ?started.elapsed(), "plugin compiled");
+                    let how = plugin.loaded();
+                    self.metrics.plugin_component(how.from.as_str());
+                    let message = match how.from {
+                        Provenance::Cache => "plugin loaded from the compile cache",
+                        Provenance::Compiled => "plugin compiled",
+                    };
+                    tracing::info!(path = %path.display(), plugin = %plugin.name(), component = ?how.took, total = ?started.elapsed(), "{message}");
                 }
                 (path, loaded)
             })

@@ -85,6 +85,7 @@ pub struct Metrics {
     reconcile_seconds: Family<PluginLabels, Histogram>,
     plugins_loaded: Gauge,
     plugin_load_failures: Counter,
+    plugin_components: Family<ComponentLabels, Counter>,
     events: Family<EventLabels, Counter>,
     event_caches: Family<CacheLabels, Gauge>,
     event_pending: Gauge,
@@ -106,6 +107,12 @@ pub(crate) struct PluginMetrics {
     pub(crate) limit_failures: Family<LimitLabels, Counter>,
     pub(crate) memory_share_bytes: Family<PluginLabels, Gauge>,
     pub(crate) slots: Family<PluginLabels, Gauge>,
+}
+
+/// Where a loaded plugin's compiled component came from: `cache` or `compile`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct ComponentLabels {
+    pub(crate) from: &'static str,
 }
 
 /// Labels of a per-plugin metric.
@@ -174,6 +181,12 @@ impl Metrics {
             "plugin_load_failures",
             "Plugins that failed to load or start",
             plugin_load_failures.clone(),
+        );
+        let plugin_components = Family::<ComponentLabels, Counter>::default();
+        registry.register(
+            "plugin_components",
+            "Plugin components loaded, by whether they came from the compile cache or a compile",
+            plugin_components.clone(),
         );
         let events = Family::<EventLabels, Counter>::default();
         registry.register(
@@ -257,6 +270,7 @@ impl Metrics {
             reconcile_seconds,
             plugins_loaded,
             plugin_load_failures,
+            plugin_components,
             events,
             event_caches,
             event_pending,
@@ -296,6 +310,13 @@ impl Metrics {
 
     pub(crate) fn plugin_load_failed(&self) {
         self.plugin_load_failures.inc();
+    }
+
+    /// Counts a plugin component obtained `from` the cache or a compile.
+    pub(crate) fn plugin_component(&self, from: &'static str) {
+        self.plugin_components
+            .get_or_create(&ComponentLabels { from })
+            .inc();
     }
 
     /// Counts `n` events of `plugin` with `reason` that ended as `outcome`.

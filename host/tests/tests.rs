@@ -9,10 +9,12 @@
 //! - `isolation`: hostile plugins fail alone, each with the right error.
 //! - `hostile`: hostile plugins through the real host on a control plane, beside the example.
 //! - `resilience`: an API server outage, a CRD that arrives after the host.
+//! - `lifecycle`: loading plugins: the compile cache, compiling in a child process.
 
 mod deploy;
 mod hostile;
 mod isolation;
+mod lifecycle;
 mod recorder;
 mod resilience;
 mod util;

@@ -10,6 +10,8 @@
 //!
 //! 1. Start etcd and kube-apiserver (testenv), install the CRD, start the controller with its
 //!    `/readyz` on a free loopback port and wait until it answers `200` (the startup time).
+//!    The host compiles its plugins (in child processes) into an empty compile cache of its
+//!    own: every run is a cold start.
 //! 2. Watch MyResources and Events (the driver's own watches, started before anything is
 //!    created, so that timings are when the API server told the driver, not when a poll
 //!    happened to look). Read the API server's `apiserver_request_total` and the CPU times.
@@ -442,9 +444,19 @@ fn spawn_all(
     match controller {
         Controller::Host => {
             let metrics = SocketAddr::from(([127, 0, 0, 1], free_port()?));
+            // A cache of its own, empty: every run starts cold, compiling its plugins.
+            let cache = setup
+                .log_dir
+                .join(format!("{label}-run-{run}-compile-cache"));
+            if cache.exists() {
+                std::fs::remove_dir_all(&cache)
+                    .with_context(|| format!("cannot empty {}", cache.display()))?;
+            }
             let mut command = tokio::process::Command::new(&setup.host);
             command
                 .arg("run")
+                .arg("--cache-dir")
+                .arg(&cache)
                 .arg("--metrics-addr")
                 .arg(metrics.to_string());
             if kinds.len() == 1 {

@@ -7,6 +7,7 @@
 //! between calls, and a trap, a timeout or a memory overrun ends that one call only.
 
 mod bindings;
+mod compiled;
 mod imports;
 mod limits;
 mod log;
@@ -18,10 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use kube::api::GroupVersionKind;
-use wasmtime::component::{Component, Linker};
+use wasmtime::component::Linker;
 use wasmtime::{Store, UpdateDeadline};
 
 use bindings::{ReconcilerPre, types};
+pub use compiled::{CompileIn, compile_stdin_to_stdout};
+pub(crate) use compiled::{Compiler, Provenance};
 pub(crate) use limits::PluginLimits;
 use log::GuestLog;
 pub(crate) use sandbox::Sandbox;
@@ -42,8 +45,9 @@ pub enum LoadError {
         #[source]
         source: std::io::Error,
     },
-    /// The file is not a valid WebAssembly component.
-    #[error("{path} is not a valid WebAssembly component")]
+    /// The file could not be compiled: not a valid WebAssembly component, or the compiler
+    /// (process) failed.
+    #[error("{path} could not be compiled as a WebAssembly component")]
     Compile {
         /// The plugin file.
         path: PathBuf,
@@ -158,6 +162,17 @@ pub(crate) enum Outcome {
 pub(crate) struct Plugin {
     metadata: Metadata,
     instances: Instances,
+    loaded: Loaded,
+}
+
+/// How a plugin's component was obtained at load.
+#[derive(Debug, Clone)]
+pub(crate) struct Loaded {
+    pub(crate) from: Provenance,
+    /// Reading the cache entry, or compiling (and storing) it.
+    pub(crate) took: Duration,
+    /// Its cache entry, if there is a cache.
+    pub(crate) cache_entry: Option<PathBuf>,
 }
 
 /// Makes fresh, bounded instances of one pre-linked component.
@@ -180,10 +195,12 @@ pub(crate) fn linker(sandbox: &Sandbox) -> wasmtime::Result<Linker<GuestState>> 
 }
 
 impl Plugin {
-    /// Reads, compiles and pre-links the component at `path`, then asks it for its metadata.
+    /// Reads the component at `path`, compiles it (or reads it from the compile cache) and
+    /// pre-links it, then asks it for its metadata.
     pub(crate) async fn load(
         sandbox: &Sandbox,
         linker: &Linker<GuestState>,
+        compiler: &Compiler,
         path: &Path,
     ) -> Result<Self, LoadError> {
         let bytes = tokio::fs::read(path)
@@ -192,14 +209,10 @@ impl Plugin {
                 path: path.to_owned(),
                 source,
             })?;
-        // Compiling takes tens to hundreds of milliseconds: keep it off the async workers.
-        let engine = sandbox.engine.clone();
-        let component = tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+        let cache_entry = compiler.entry_of(&bytes);
+        let (component, from, took) = compiler
+            .component(&sandbox.engine, bytes, path)
             .await
-            .map_err(|join| LoadError::Compile {
-                path: path.to_owned(),
-                source: wasmtime::Error::msg(join.to_string()),
-            })?
             .map_err(|source| LoadError::Compile {
                 path: path.to_owned(),
                 source,
@@ -246,7 +259,17 @@ impl Plugin {
         Ok(Self {
             metadata,
             instances,
+            loaded: Loaded {
+                from,
+                took,
+                cache_entry,
+            },
         })
+    }
+
+    /// How its component was obtained.
+    pub(crate) fn loaded(&self) -> &Loaded {
+        &self.loaded
     }
 
     pub(crate) fn metadata(&self) -> &Metadata {
@@ -503,7 +526,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("temp dir");
         let path = dir.path().join("plugin.wasm");
         std::fs::write(&path, bytes).expect("write plugin");
-        Plugin::load(&sandbox, &linker, &path).await
+        Plugin::load(&sandbox, &linker, &Compiler::uncached(&sandbox), &path).await
     }
 
     #[tokio::test]
@@ -529,10 +552,16 @@ mod tests {
     async fn a_missing_file_is_a_read_error() {
         let sandbox = Sandbox::new(SandboxConfig::default().max_instances(1)).expect("engine");
         let linker = linker(&sandbox).expect("linker");
-        let error = Plugin::load(&sandbox, &linker, Path::new("/nonexistent/plugin.wasm"))
-            .await
-            .err()
-            .expect("load fails");
+        let compiler = Compiler::uncached(&sandbox);
+        let error = Plugin::load(
+            &sandbox,
+            &linker,
+            &compiler,
+            Path::new("/nonexistent/plugin.wasm"),
+        )
+        .await
+        .err()
+        .expect("load fails");
         assert!(matches!(error, LoadError::Read { .. }), "{error:?}");
     }
 }

@@ -133,7 +133,7 @@ pub(crate) struct Sandbox {
 impl Sandbox {
     /// Builds the engine and starts its epoch ticker thread.
     pub(crate) fn new(config: SandboxConfig) -> wasmtime::Result<Self> {
-        let engine = Engine::new(&engine_config(&config))?;
+        let engine = engine(&config)?;
         spawn_epoch_ticker(&engine)?;
         let permits = usize::try_from(config.max_instances).unwrap_or(usize::MAX);
         Ok(Self {
@@ -142,6 +142,12 @@ impl Sandbox {
             config,
         })
     }
+}
+
+/// An engine with the settings `sandbox` implies, without the epoch ticker: what compiles for
+/// (or in place of) a [`Sandbox`] with the same config.
+pub(crate) fn engine(sandbox: &SandboxConfig) -> wasmtime::Result<Engine> {
+    Engine::new(&engine_config(sandbox))
 }
 
 fn engine_config(sandbox: &SandboxConfig) -> Config {
