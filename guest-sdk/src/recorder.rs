@@ -72,7 +72,8 @@ pub trait EventSink {
 /// Recording does not wait for the API server: the host validates the event, queues it and
 /// delivers it in the background, folding repeats together the way client-go does. Only when
 /// new Events pile up faster than the API server takes them does recording a new one wait
-/// for room in the queue (up to 10 s) rather than drop it.
+/// for room in the queue rather than drop it: in turn, for as long as Events are being
+/// written (the host drops it only after about 10 s without any written).
 ///
 /// ```
 /// # use wasm_reconciler_sdk::{eventf, Context, Error, EventType};

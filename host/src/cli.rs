@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+pub use crate::check::CheckArgs;
 use crate::manager::Host;
 use crate::plugin::{CompileIn, SandboxConfig};
 use crate::recorder::{EventsApi, RecorderConfig};
@@ -24,6 +25,9 @@ pub struct Cli {
 pub enum Command {
     /// Load the plugins and run their controllers until SIGINT or SIGTERM.
     Run(Box<RunArgs>),
+    /// Load plugins offline (no cluster) and print their contract, what they declare and
+    /// the permissions the host needs for them; exit 1 if one is invalid.
+    Check(CheckArgs),
     /// Compile a component read on stdin for `run`, writing the artifact to stdout (`run`
     /// starts this itself, once per plugin to compile).
     #[command(hide = true)]

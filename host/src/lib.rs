@@ -17,6 +17,7 @@
 #[doc(hidden)]
 pub mod bench;
 mod budget;
+mod check;
 mod cli;
 mod client;
 mod controller;
@@ -30,7 +31,8 @@ mod recorder;
 mod status;
 
 pub use budget::BudgetError;
-pub use cli::{Cli, Command, CompileArgs, RunArgs};
+pub use check::check;
+pub use cli::{CheckArgs, Cli, Command, CompileArgs, RunArgs};
 pub use manager::{Host, HostError};
 pub use metrics::Metrics;
 pub use plugin::{CallError, CompileIn, LoadError, SandboxConfig, compile_stdin_to_stdout};

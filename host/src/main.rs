@@ -3,18 +3,26 @@
 use anyhow::Context as _;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
-use wasm_reconciler::{Cli, Command, compile_stdin_to_stdout};
+use wasm_reconciler::{Cli, Command, check, compile_stdin_to_stdout};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        // Colours only on a terminal: a pod's log is a file.
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .init();
     let Cli { command } = Cli::parse();
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    if matches!(command, Command::Run(_)) {
+        tracing_subscriber::fmt()
+            // Colours only on a terminal: a pod's log is a file.
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
+            .with_env_filter(filter)
+            .init();
+    } else {
+        // The other commands print their results on stdout: logs go to stderr.
+        tracing_subscriber::fmt()
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .init();
+    }
     match command {
         Command::Run(args) => {
             let config = match &args.kubeconfig {
@@ -33,6 +41,11 @@ async fn main() -> anyhow::Result<()> {
             args.host().run(client, shutdown_signal()).await?;
         }
         Command::Compile(args) => compile_stdin_to_stdout(&args.sandbox())?,
+        Command::Check(args) => {
+            if !check(&args).await? {
+                anyhow::bail!("some plugins are invalid");
+            }
+        }
     }
     Ok(())
 }

@@ -103,3 +103,76 @@ async fn a_component_the_compiler_process_rejects_is_skipped_with_its_reason() {
     arena.example_converges("beside-corrupt").await;
     host.stop().await;
 }
+
+/// Runs `wasm-reconciler check` with `args` in `dir`; returns its exit code and stdout.
+fn check(dir: &Path, args: &[&str]) -> (Option<i32>, String) {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_wasm-reconciler"))
+        .arg("check")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("run wasm-reconciler check");
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn check_describes_the_example_and_prints_the_rbac_deploy_ships_for_it() {
+    let plugin = built_plugin("myresource");
+    let dir = plugin.parent().expect("plugin directory");
+    let (code, out) = check(dir, &["myresource.wasm"]);
+    assert_eq!(code, Some(0), "{out}");
+    assert_eq!(
+        out,
+        "myresource.wasm: ok
+  contract:   wasm-reconciler:plugin@0.1.0
+  name:       myresource
+  reconciles: mygroup.example.com/v1alpha1 MyResource
+  owns:       apps/v1 Deployment
+  reads:      (none)
+  permissions the host needs:
+    mygroup.example.com myresources: get, list, watch
+    mygroup.example.com myresources/status: patch
+    mygroup.example.com myresources/finalizers: update
+    apps deployments: get, list, watch, create, patch
+"
+    );
+
+    // The rules `--rbac` prints are the ones deploy/ ships for the example.
+    let (code, out) = check(dir, &["--rbac", "myresource.wasm"]);
+    assert_eq!(code, Some(0), "{out}");
+    let shipped = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../deploy/plugins/myresource/rbac.yaml"
+    ))
+    .expect("read the shipped RBAC");
+    assert_eq!(rules_of(&out), rules_of(&shipped), "{out}");
+    assert!(out.contains("kind: ClusterRoleBinding"), "{out}");
+}
+
+/// The (apiGroups, resources, verbs) lines of RBAC YAML, comments and quotes aside.
+fn rules_of(yaml: &str) -> Vec<String> {
+    yaml.lines()
+        .map(str::trim)
+        .filter(|line| {
+            ["- apiGroups:", "resources:", "verbs:"]
+                .iter()
+                .any(|key| line.starts_with(key))
+        })
+        .map(|line| line.replace('"', ""))
+        .collect()
+}
+
+#[test]
+fn check_fails_on_an_invalid_plugin_and_says_why() {
+    let dir = tempfile::tempdir().expect("dir");
+    std::fs::write(dir.path().join("corrupt.wasm"), b"\0asm not really").expect("write");
+    let (code, out) = check(dir.path(), &["corrupt.wasm"]);
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.starts_with("corrupt.wasm: invalid: corrupt.wasm could not be compiled"),
+        "{out}"
+    );
+}

@@ -3,12 +3,13 @@
 //! and the core/v1 mode.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Event as CoreEvent};
 use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use testenv::TestEnv;
-use wasm_reconciler::{EventsApi, Host, RecorderConfig};
+use wasm_reconciler::{EventsApi, Host, RecorderConfig, SandboxConfig};
 
 use crate::util::{
     RunningHost, built_plugin, events_regarding, eventually, kubectl, metric, plugins_dir,
@@ -26,9 +27,13 @@ struct Storm {
 
 impl Storm {
     async fn start(recorder: RecorderConfig) -> Self {
+        Self::start_with(|host| host.recorder(recorder)).await
+    }
+
+    async fn start_with(configure: impl FnOnce(Host) -> Host) -> Self {
         let env = TestEnv::start().await.expect("control plane starts");
         let plugins = plugins_dir(&[&built_plugin("event_storm")]);
-        let host = Host::new(plugins.path()).recorder(recorder);
+        let host = configure(Host::new(plugins.path()));
         let metrics = host.metrics();
         let host = RunningHost::start(host, env.client());
         Self {
@@ -313,6 +318,52 @@ async fn core_v1_mode_writes_count_and_timestamps() {
         Some("event-storm")
     );
     assert!(event.first_timestamp.is_some() && event.last_timestamp.is_some());
+    storm.stop_host().await;
+}
+
+#[tokio::test]
+async fn waiting_for_room_lasts_as_long_as_events_are_being_written_and_goes_in_turn() {
+    // Room for one new Event at a time and a longest wait of 300 ms without progress, against
+    // 128 reconciles at once recording 5 Events each: one write takes milliseconds, but 128
+    // recordings queue for each slot, so the last in line waits far longer than 300 ms. As
+    // Events keep being written, every recording waits its turn and nothing is dropped.
+    let mut storm = Storm::start_with(|host| {
+        host.sandbox(SandboxConfig::default().max_instances(128))
+            // Room in the budget for 128 slots (a bound, not memory taken).
+            .memory_budget(1 << 30)
+            .recorder(
+                RecorderConfig::default()
+                    .queue_capacity(1)
+                    .max_wait(Duration::from_millis(300)),
+            )
+    })
+    .await;
+    let mut uids = Vec::new();
+    for i in 0..128 {
+        uids.push(
+            storm
+                .ask(
+                    &format!("crowd-{i}"),
+                    &[
+                        ("events", "5"),
+                        ("reason", "Crowd"),
+                        ("distinct-reasons", "true"),
+                    ],
+                )
+                .await,
+        );
+    }
+    for uid in &uids {
+        eventually("all 5 Events of each object", || async {
+            (storm.events_about(uid).await.len() == 5).then_some(())
+        })
+        .await;
+    }
+    let text = storm.metrics.encode();
+    assert!(
+        !text.contains(r#"outcome="dropped_queue_full""#),
+        "nothing was dropped"
+    );
     storm.stop_host().await;
 }
 

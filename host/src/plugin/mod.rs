@@ -163,6 +163,8 @@ pub(crate) struct Plugin {
     metadata: Metadata,
     instances: Instances,
     loaded: Loaded,
+    /// The contract the component exports, e.g. `wasm-reconciler:plugin@0.1.0`.
+    contract: Option<String>,
 }
 
 /// How a plugin's component was obtained at load.
@@ -181,6 +183,26 @@ struct Instances {
     sandbox: Sandbox,
     limits: PluginLimits,
     log: Arc<GuestLog>,
+}
+
+/// The contract version `component` was built against (`wasm-reconciler:plugin@0.1.0`), from
+/// the names of the contract's interfaces it imports or exports.
+fn contract_of(
+    engine: &wasmtime::Engine,
+    component: &wasmtime::component::Component,
+) -> Option<String> {
+    const PACKAGE: &str = "wasm-reconciler:plugin";
+    let ty = component.component_type();
+    let names: Vec<&str> = ty
+        .imports(engine)
+        .chain(ty.exports(engine))
+        .map(|(name, _)| name)
+        .collect();
+    names.into_iter().find_map(|name| {
+        let interface = name.strip_prefix(PACKAGE)?.strip_prefix('/')?;
+        let (_, version) = interface.split_once('@')?;
+        Some(format!("{PACKAGE}@{version}"))
+    })
 }
 
 /// The linker every plugin is pre-linked against: WASI (empty context) and the host imports.
@@ -217,6 +239,7 @@ impl Plugin {
                 path: path.to_owned(),
                 source,
             })?;
+        let contract = contract_of(&sandbox.engine, &component);
         let instance_pre =
             linker
                 .instantiate_pre(&component)
@@ -264,7 +287,13 @@ impl Plugin {
                 took,
                 cache_entry,
             },
+            contract,
         })
+    }
+
+    /// The contract the component exports, e.g. `wasm-reconciler:plugin@0.1.0`.
+    pub(crate) fn contract(&self) -> Option<&str> {
+        self.contract.as_deref()
     }
 
     /// How its component was obtained.

@@ -416,8 +416,14 @@ impl Correlator {
         std::mem::take(&mut self.lost)
     }
 
-    /// Takes one occurrence into account.
-    pub(crate) fn observe(&mut self, occurrence: Occurrence, now: Instant) -> Observed {
+    /// Takes one occurrence into account. With `admit_new` false, an occurrence that would
+    /// start a new Event is refused as [`Observed::QueueFull`] (others wait before it).
+    pub(crate) fn observe(
+        &mut self,
+        occurrence: Occurrence,
+        now: Instant,
+        admit_new: bool,
+    ) -> Observed {
         let aggregated = self.aggregate(&occurrence, now);
         let key = SeriesKey {
             plugin: occurrence.plugin.clone(),
@@ -451,7 +457,10 @@ impl Correlator {
         }
 
         let bytes = series_bytes(&occurrence);
-        if self.pending_creates >= self.config.max_pending_creates || !self.make_room(bytes) {
+        if !admit_new
+            || self.pending_creates >= self.config.max_pending_creates
+            || !self.make_room(bytes)
+        {
             return Observed::QueueFull;
         }
         if !self.take_token(&occurrence, now) {
@@ -729,12 +738,12 @@ mod tests {
         let mut correlator = Correlator::new(CorrelatorConfig::default());
         let start = Instant::now();
         assert_eq!(
-            correlator.observe(occurrence("a", "Storm", "same"), start),
+            correlator.observe(occurrence("a", "Storm", "same"), start, true),
             Observed::New
         );
         for _ in 1..10_000 {
             assert_eq!(
-                correlator.observe(occurrence("a", "Storm", "same"), start),
+                correlator.observe(occurrence("a", "Storm", "same"), start, true),
                 Observed::Repeat
             );
         }
@@ -756,7 +765,7 @@ mod tests {
         // 10,000 identical events over 10 s, the writer looking every 200 ms.
         for i in 0..10_000u64 {
             let now = start + Duration::from_millis(i);
-            correlator.observe(occurrence("a", "Storm", "same"), now);
+            correlator.observe(occurrence("a", "Storm", "same"), now, true);
             if i % 200 == 0 {
                 writes += write_all(&mut correlator, now).len();
             }
@@ -777,7 +786,7 @@ mod tests {
         // One event every 10 ms for 10 s, as a thousand quick reconciles would record them.
         for i in 0..1_000u64 {
             let now = start + Duration::from_millis(i * 10);
-            correlator.observe(occurrence("a", "Reconciled", "same"), now);
+            correlator.observe(occurrence("a", "Reconciled", "same"), now, true);
             writes += write_all(&mut correlator, now).len();
         }
         writes += write_all(&mut correlator, start + Duration::from_secs(11)).len();
@@ -789,15 +798,15 @@ mod tests {
     fn the_second_occurrence_is_written_at_once() {
         let mut correlator = Correlator::new(CorrelatorConfig::default());
         let now = Instant::now();
-        correlator.observe(occurrence("a", "Seen", "m"), now);
+        correlator.observe(occurrence("a", "Seen", "m"), now, true);
         assert!(write_all(&mut correlator, now)[0].create);
-        correlator.observe(occurrence("a", "Seen", "m"), now);
+        correlator.observe(occurrence("a", "Seen", "m"), now, true);
         let second = write_all(&mut correlator, now);
         assert_eq!(
             (second.len(), second[0].create, second[0].count),
             (1, false, 2)
         );
-        correlator.observe(occurrence("a", "Seen", "m"), now);
+        correlator.observe(occurrence("a", "Seen", "m"), now, true);
         assert!(
             write_all(&mut correlator, now).is_empty(),
             "the third waits for the interval"
@@ -812,11 +821,11 @@ mod tests {
     fn a_repeat_after_the_series_window_starts_a_new_event() {
         let mut correlator = Correlator::new(CorrelatorConfig::default());
         let start = Instant::now();
-        correlator.observe(occurrence("a", "Seen", "m"), start);
+        correlator.observe(occurrence("a", "Seen", "m"), start, true);
         write_all(&mut correlator, start);
         let later = start + Duration::from_secs(6 * 60 + 1);
         assert_eq!(
-            correlator.observe(occurrence("a", "Seen", "m"), later),
+            correlator.observe(occurrence("a", "Seen", "m"), later, true),
             Observed::New
         );
     }
@@ -826,11 +835,11 @@ mod tests {
         let mut correlator = Correlator::new(CorrelatorConfig::default());
         let now = Instant::now();
         assert_eq!(
-            correlator.observe(occurrence("a", "Updated", "x -> y"), now),
+            correlator.observe(occurrence("a", "Updated", "x -> y"), now, true),
             Observed::New
         );
         assert_eq!(
-            correlator.observe(occurrence("a", "Updated", "y -> z"), now),
+            correlator.observe(occurrence("a", "Updated", "y -> z"), now, true),
             Observed::New
         );
     }
@@ -840,7 +849,7 @@ mod tests {
         let mut correlator = Correlator::new(CorrelatorConfig::default());
         let now = Instant::now();
         let observed: Vec<_> = (0..12)
-            .map(|i| correlator.observe(occurrence("a", "Scaled", &format!("to {i}")), now))
+            .map(|i| correlator.observe(occurrence("a", "Scaled", &format!("to {i}")), now, true))
             .collect();
         assert!(
             observed[..9].iter().all(|o| *o == Observed::New),
@@ -864,11 +873,11 @@ mod tests {
         let mut correlator = Correlator::new(CorrelatorConfig::default());
         let start = Instant::now();
         for i in 0..9 {
-            correlator.observe(occurrence("a", "Scaled", &format!("to {i}")), start);
+            correlator.observe(occurrence("a", "Scaled", &format!("to {i}")), start, true);
         }
         let later = start + Duration::from_secs(601);
         assert_eq!(
-            correlator.observe(occurrence("a", "Scaled", "to 9"), later),
+            correlator.observe(occurrence("a", "Scaled", "to 9"), later, true),
             Observed::New
         );
     }
@@ -878,7 +887,7 @@ mod tests {
         let mut correlator = Correlator::new(CorrelatorConfig::default());
         let now = Instant::now();
         let observed: Vec<_> = (0..30)
-            .map(|i| correlator.observe(occurrence("a", &format!("Reason{i}"), "m"), now))
+            .map(|i| correlator.observe(occurrence("a", &format!("Reason{i}"), "m"), now, true))
             .collect();
         assert_eq!(observed.iter().filter(|o| **o == Observed::New).count(), 25);
         assert_eq!(
@@ -890,21 +899,21 @@ mod tests {
         );
         // Repeats of admitted events are not spam.
         assert_eq!(
-            correlator.observe(occurrence("a", "Reason0", "m"), now),
+            correlator.observe(occurrence("a", "Reason0", "m"), now, true),
             Observed::Repeat
         );
         // Another object has its own bucket.
         assert_eq!(
-            correlator.observe(occurrence("b", "Reason99", "m"), now),
+            correlator.observe(occurrence("b", "Reason99", "m"), now, true),
             Observed::New
         );
         let refilled = now + Duration::from_secs(300);
         assert_eq!(
-            correlator.observe(occurrence("a", "Late1", "m"), refilled),
+            correlator.observe(occurrence("a", "Late1", "m"), refilled, true),
             Observed::New
         );
         assert_eq!(
-            correlator.observe(occurrence("a", "Late2", "m"), refilled),
+            correlator.observe(occurrence("a", "Late2", "m"), refilled, true),
             Observed::Filtered
         );
     }
@@ -913,9 +922,9 @@ mod tests {
     fn an_expired_event_is_created_again_with_the_full_count() {
         let mut correlator = Correlator::new(CorrelatorConfig::default());
         let now = Instant::now();
-        correlator.observe(occurrence("a", "Seen", "m"), now);
+        correlator.observe(occurrence("a", "Seen", "m"), now, true);
         write_all(&mut correlator, now);
-        correlator.observe(occurrence("a", "Seen", "m"), now);
+        correlator.observe(occurrence("a", "Seen", "m"), now, true);
         let patch = correlator.due_writes(now, false, usize::MAX);
         assert!(!patch[0].create);
         correlator.write_done(&patch[0], WriteResult::NotFound, now);
@@ -927,7 +936,7 @@ mod tests {
     fn transport_failures_are_retried_twelve_times_then_counted_as_dropped() {
         let mut correlator = Correlator::new(CorrelatorConfig::default());
         let mut now = Instant::now();
-        correlator.observe(occurrence("a", "Seen", "m"), now);
+        correlator.observe(occurrence("a", "Seen", "m"), now, true);
         let mut attempts = 0;
         loop {
             let writes = correlator.due_writes(now, false, usize::MAX);
@@ -953,7 +962,7 @@ mod tests {
     fn retries_wait_about_ten_seconds() {
         let mut correlator = Correlator::new(CorrelatorConfig::default());
         let now = Instant::now();
-        correlator.observe(occurrence("a", "Seen", "m"), now);
+        correlator.observe(occurrence("a", "Seen", "m"), now, true);
         let write = correlator.due_writes(now, false, usize::MAX).remove(0);
         correlator.write_done(&write, WriteResult::Failed, now);
         assert!(
@@ -978,7 +987,7 @@ mod tests {
         let mut correlator = Correlator::new(config);
         let now = Instant::now();
         for uid in ["a", "b", "c"] {
-            correlator.observe(occurrence(uid, "Seen", "m"), now);
+            correlator.observe(occurrence(uid, "Seen", "m"), now, true);
         }
         assert_eq!(correlator.cache_sizes().0, 2, "the cache stays bounded");
         let writes = write_all(&mut correlator, now);
@@ -995,24 +1004,24 @@ mod tests {
         let mut correlator = Correlator::new(config);
         let now = Instant::now();
         assert_eq!(
-            correlator.observe(occurrence("a", "One", "m"), now),
+            correlator.observe(occurrence("a", "One", "m"), now, true),
             Observed::New
         );
         assert_eq!(
-            correlator.observe(occurrence("a", "Two", "m"), now),
+            correlator.observe(occurrence("a", "Two", "m"), now, true),
             Observed::New
         );
         assert_eq!(
-            correlator.observe(occurrence("a", "Three", "m"), now),
+            correlator.observe(occurrence("a", "Three", "m"), now, true),
             Observed::QueueFull
         );
         assert_eq!(
-            correlator.observe(occurrence("a", "One", "m"), now),
+            correlator.observe(occurrence("a", "One", "m"), now, true),
             Observed::Repeat
         );
         write_all(&mut correlator, now);
         assert_eq!(
-            correlator.observe(occurrence("a", "Three", "m"), now),
+            correlator.observe(occurrence("a", "Three", "m"), now, true),
             Observed::New
         );
     }
@@ -1025,8 +1034,8 @@ mod tests {
         };
         let mut correlator = Correlator::new(config);
         let now = Instant::now();
-        correlator.observe(occurrence("a", "Seen", "m"), now);
-        correlator.observe(occurrence("b", "Seen", "m"), now);
+        correlator.observe(occurrence("a", "Seen", "m"), now, true);
+        correlator.observe(occurrence("b", "Seen", "m"), now, true);
         let writes = correlator.due_writes(now, false, usize::MAX);
         assert_eq!(writes.len(), 2, "the retired one and the live one");
         for write in &writes {
@@ -1101,7 +1110,7 @@ mod tests {
                     let uid = format!("{}", next(12));
                     let reason = format!("Reason{}", next(3));
                     let message = format!("m{}", next(4));
-                    correlator.observe(occurrence(&uid, &reason, &message), now);
+                    correlator.observe(occurrence(&uid, &reason, &message), now, true);
                 }
                 5 | 6 => {
                     let flushing = next(20) == 0;

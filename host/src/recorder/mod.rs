@@ -23,7 +23,7 @@ mod validate;
 mod writer;
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -107,9 +107,12 @@ impl RecorderConfig {
         self
     }
 
-    /// How long recording a new Event may wait for room in a full queue before the Event is
-    /// dropped and counted (`outcome="dropped_queue_full"`; default 10 s). The wait counts
-    /// against the reconcile's wall-clock timeout, not its CPU limit.
+    /// How long recording a new Event may wait for room in a full queue without any new Event
+    /// being written meanwhile, before it is dropped and counted
+    /// (`outcome="dropped_queue_full"`; default 10 s). While Events are being written, however
+    /// slowly, waiting goes on, in turn; once the writes have stalled for this long, the queue
+    /// counts as overloaded and new Events are dropped without waiting until a write lands.
+    /// The wait counts against the reconcile's wall-clock timeout, not its CPU limit.
     #[must_use]
     pub fn max_wait(mut self, wait: Duration) -> Self {
         self.max_wait = wait;
@@ -180,8 +183,17 @@ fn default_host_name() -> String {
 struct Shared {
     correlator: Mutex<Correlator>,
     wake: Notify,
-    /// Notified when writes complete: room may have been made for new Events.
+    /// Notified when new Events have been written (or given up): room was made.
     room: Notify,
+    /// Recordings waiting for room take turns, first come first served: one at a time looks
+    /// for room, so a waiter is never starved by later ones.
+    turn: tokio::sync::Semaphore,
+    /// Recordings waiting for room (or for their turn). While there are any, new Events of
+    /// other recordings queue behind them instead of taking the room first.
+    waiting: AtomicUsize,
+    /// Set when a waiter saw no new Event written for `max_wait`: the queue is overloaded,
+    /// and new Events are dropped without waiting until a write lands again.
+    stalled: AtomicBool,
     closing: AtomicBool,
     metrics: Arc<Metrics>,
     max_wait: Duration,
@@ -234,6 +246,9 @@ impl Recorder {
             correlator: Mutex::new(Correlator::new(config.correlator)),
             wake: Notify::new(),
             room: Notify::new(),
+            turn: tokio::sync::Semaphore::new(1),
+            waiting: AtomicUsize::new(0),
+            stalled: AtomicBool::new(false),
             closing: AtomicBool::new(false),
             metrics,
             max_wait: config.max_wait,
@@ -277,7 +292,7 @@ impl Recorder {
                 return Err(invalid.into());
             }
         };
-        let mut occurrence = Occurrence {
+        let occurrence = Occurrence {
             plugin: plugin.clone(),
             regarding: regarding.clone(),
             event_type,
@@ -287,33 +302,22 @@ impl Recorder {
             time: Timestamp::now(),
         };
         let reason = occurrence.reason.clone();
-        let deadline = tokio::time::Instant::now() + self.shared.max_wait;
-        let mut waited = false;
-        let observed = loop {
-            // Register for room before looking, so that a write finishing in between is seen.
-            let mut room = std::pin::pin!(self.shared.room.notified());
-            room.as_mut().enable();
-            let observed = self
-                .shared
+        let shared = &self.shared;
+        // Repeats never need room; a new Event takes room at once only if nobody is waiting.
+        let queue_free = shared.waiting.load(Ordering::Acquire) == 0;
+        let mut observed =
+            shared
                 .correlator()
-                .observe(occurrence.clone(), Instant::now());
-            if observed != Observed::QueueFull || self.shared.closing.load(Ordering::Relaxed) {
-                break observed;
-            }
-            self.shared.wake.notify_one();
-            if !waited {
-                waited = true;
-                metrics
-                    .plugin
-                    .event_waits
-                    .get_or_create(&crate::metrics::PluginLabels::of(plugin))
-                    .inc();
-            }
-            if tokio::time::timeout_at(deadline, room).await.is_err() {
-                break Observed::QueueFull;
-            }
-            occurrence.time = Timestamp::now();
-        };
+                .observe(occurrence.clone(), Instant::now(), queue_free);
+        if observed == Observed::QueueFull && !shared.closing.load(Ordering::Relaxed) {
+            metrics
+                .plugin
+                .event_waits
+                .get_or_create(&crate::metrics::PluginLabels::of(plugin))
+                .inc();
+            let _waiting = Waiting::count(&shared.waiting);
+            observed = self.wait_for_room(occurrence).await;
+        }
         match observed {
             Observed::New | Observed::Repeat => {}
             Observed::Aggregated => metrics.events(plugin, &reason, EventOutcome::aggregated, 1),
@@ -324,7 +328,7 @@ impl Recorder {
             Observed::QueueFull => {
                 metrics.events(plugin, &reason, EventOutcome::dropped_queue_full, 1);
                 self.shared.log_drop(
-                    "event queue still full after waiting; event dropped",
+                    "event queue full and no Event written for the longest wait; event dropped",
                     plugin,
                     &reason,
                     1,
@@ -335,6 +339,55 @@ impl Recorder {
             self.shared.wake.notify_one();
         }
         Ok(())
+    }
+}
+
+/// Counts one waiting recording for as long as it lives (a reconcile that times out drops it
+/// mid-wait).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn count(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, Ordering::AcqRel);
+        Self(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Recorder {
+    /// Waits for its turn, then for room for `occurrence` while new Events are being written;
+    /// gives up (`QueueFull`) once none was written for `max_wait`, or at once while the queue
+    /// is overloaded.
+    async fn wait_for_room(&self, mut occurrence: Occurrence) -> Observed {
+        let shared = &self.shared;
+        // Never closed, so never an error; without a permit the wait is simply not ordered.
+        let _turn = shared.turn.acquire().await.ok();
+        loop {
+            // Register for room before looking, so that a write finishing in between is seen.
+            let mut room = std::pin::pin!(shared.room.notified());
+            room.as_mut().enable();
+            occurrence.time = Timestamp::now();
+            let observed = shared
+                .correlator()
+                .observe(occurrence.clone(), Instant::now(), true);
+            if observed != Observed::QueueFull
+                || shared.closing.load(Ordering::Relaxed)
+                || shared.stalled.load(Ordering::Acquire)
+            {
+                return observed;
+            }
+            shared.wake.notify_one();
+            if tokio::time::timeout(shared.max_wait, room).await.is_err() {
+                // Nothing written for max_wait: overloaded, not merely busy.
+                shared.stalled.store(true, Ordering::Release);
+                return Observed::QueueFull;
+            }
+        }
     }
 }
 
@@ -411,6 +464,7 @@ async fn run_writer(shared: Arc<Shared>, writer: Arc<Writer>, concurrency: usize
             () = shared.wake.notified(), if !closing => {}
             _ = tick.tick() => {}
             Some(done) = in_flight.join_next() => {
+                let waiting_before = shared.correlator().pending_creates();
                 if let Ok((write, result)) = done {
                     finish(&shared, &write, result);
                 }
@@ -420,7 +474,12 @@ async fn run_writer(shared: Arc<Shared>, writer: Arc<Writer>, concurrency: usize
                         finish(&shared, &write, result);
                     }
                 }
-                shared.room.notify_waiters();
+                // Room is made only when new Events left the queue (written or given up):
+                // failed writes that will be retried make none.
+                if shared.correlator().pending_creates() < waiting_before {
+                    shared.stalled.store(false, Ordering::Release);
+                    shared.room.notify_waiters();
+                }
             }
         }
     }
@@ -446,5 +505,75 @@ fn finish(shared: &Shared, write: &correlator::Write, result: correlator::WriteR
                 .events(plugin, reason, EventOutcome::dropped_delivery, lost);
             tracing::error!(event = %write.name, %reason, lost, "event writes given up");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A recorder whose writes all fail (nothing listens on its API server's port).
+    fn recorder_without_api_server(config: RecorderConfig) -> (Recorder, RecorderTask) {
+        let url: http::Uri = "http://127.0.0.1:9".parse().unwrap_or_default();
+        let client = kube::Client::try_from(kube::Config::new(url))
+            .unwrap_or_else(|error| panic!("client: {error}"));
+        Recorder::start(client, config, Metrics::new())
+    }
+
+    async fn record(recorder: &Recorder, reason: &str) {
+        let plugin: Arc<str> = Arc::from("p");
+        let object = Arc::new(ReconciledObject {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some("default".into()),
+            name: "c".into(),
+            uid: "u".into(),
+            resource_version: None,
+        });
+        let recorded = recorder
+            .record(
+                &plugin,
+                &object,
+                EventType::Normal,
+                reason.into(),
+                "m".into(),
+                Vec::new(),
+            )
+            .await;
+        assert!(recorded.is_ok(), "{recorded:?}");
+    }
+
+    fn dropped(recorder: &Recorder) -> f64 {
+        let text = recorder.shared.metrics.encode();
+        text.lines()
+            .filter(|line| line.contains(r#"outcome="dropped_queue_full""#))
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    #[tokio::test]
+    async fn once_writes_stall_for_the_longest_wait_new_events_are_dropped_without_waiting() {
+        let wait = Duration::from_millis(500);
+        let (recorder, _task) =
+            recorder_without_api_server(RecorderConfig::default().queue_capacity(1).max_wait(wait));
+        // Takes the one place in the queue; its write fails and is retried later.
+        record(&recorder, "First").await;
+        // Waits the longest wait for a write that never lands, then is dropped.
+        let started = Instant::now();
+        record(&recorder, "Second").await;
+        assert!(started.elapsed() >= wait, "it waited for room first");
+        assert_eq!(dropped(&recorder), 1.0);
+        // The queue is now known to be stalled: the next is dropped at once.
+        let started = Instant::now();
+        record(&recorder, "Third").await;
+        assert!(
+            started.elapsed() < wait,
+            "no second wait while stalled: {:?}",
+            started.elapsed()
+        );
+        assert_eq!(dropped(&recorder), 2.0);
+        // A repeat of a queued Event never needs room.
+        record(&recorder, "First").await;
+        assert_eq!(dropped(&recorder), 2.0);
     }
 }

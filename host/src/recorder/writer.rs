@@ -222,6 +222,7 @@ mod tests {
                     time: Timestamp::now(),
                 },
                 now,
+                true,
             );
         }
         correlator.due_writes(now, false, usize::MAX).remove(0)
