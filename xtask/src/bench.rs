@@ -78,6 +78,9 @@ impl crate::flags::Bench {
             }
             extra.extend(["--kinds".to_owned(), kinds.clone()]);
         }
+        if let Some(instances) = self.fleet_host_instances {
+            extra.extend(["--fleet-host-instances".to_owned(), instances.to_string()]);
+        }
         let _assets = sh.push_env("KUBEBUILDER_ASSETS", &assets);
         cmd!(
             sh,

@@ -36,6 +36,8 @@ Tasks:
       --kinds K,...               1 runs the example; K > 1 runs a fleet: one host with K
                                   plugins against K native controllers, N objects each
                                   (default 1)
+      --fleet-host-instances N    the host's --max-instances in a fleet (default 32 per
+                                  plugin, like each native controller)
   help             Print this help.
 ";
 
@@ -80,6 +82,8 @@ pub(crate) struct Bench {
     pub(crate) runs: Option<u32>,
     /// `--kinds`: fleet sizes, comma-separated (checked by the benchmark).
     pub(crate) kinds: Option<String>,
+    /// `--fleet-host-instances`: the host's slots in a fleet.
+    pub(crate) fleet_host_instances: Option<u32>,
 }
 
 /// Flags of `cargo xtask control-plane`.
@@ -133,6 +137,10 @@ impl Xtask {
                     .map(|runs| runs.parse().context("--runs takes a number"))
                     .transpose()?,
                 kinds: args.value("--kinds")?,
+                fleet_host_instances: args
+                    .value("--fleet-host-instances")?
+                    .map(|n| n.parse().context("--fleet-host-instances takes a number"))
+                    .transpose()?,
             }),
             other => bail!("unknown task `{other}`; run `cargo xtask help`"),
         };

@@ -51,6 +51,12 @@ struct Args {
     #[arg(long, value_name = "K,...", value_delimiter = ',', default_values_t = [1])]
     kinds: Vec<usize>,
 
+    /// Instance slots (`--max-instances`) of the host running a fleet: by default 32 per
+    /// plugin, the concurrency of each native controller. Give 32 to run the host with its
+    /// default, shared by all its plugins.
+    #[arg(long, value_name = "N")]
+    fleet_host_instances: Option<usize>,
+
     /// Runs per object count and controller.
     #[arg(long, value_name = "R", default_value_t = 3)]
     runs: usize,
@@ -93,6 +99,7 @@ async fn main() -> anyhow::Result<()> {
         native: args.native,
         plugins: args.plugins,
         fleet_plugins: args.fleet_plugins,
+        fleet_host_instances: args.fleet_host_instances,
         crd: args.crd,
         log_dir,
         clock_ticks: measure::clock_ticks_per_second(),

@@ -78,6 +78,8 @@ pub(crate) struct Setup {
     pub(crate) plugins: PathBuf,
     /// The fleet's plugins, `fleet-0.wasm` and on, for runs with more than one kind.
     pub(crate) fleet_plugins: Option<PathBuf>,
+    /// The host's `--max-instances` with a fleet, if not 32 per plugin.
+    pub(crate) fleet_host_instances: Option<usize>,
     pub(crate) crd: PathBuf,
     pub(crate) log_dir: PathBuf,
     pub(crate) clock_ticks: f64,
@@ -466,8 +468,11 @@ fn spawn_all(
                     .fleet_plugins
                     .as_ref()
                     .context("a fleet run needs the fleet's plugins")?;
-                // As many reconciles at once per plugin as each native controller runs.
-                let instances = kinds.len() * NATIVE_CONCURRENCY;
+                // By default as many reconciles at once per plugin as each native controller
+                // runs.
+                let instances = setup
+                    .fleet_host_instances
+                    .unwrap_or(kinds.len() * NATIVE_CONCURRENCY);
                 command
                     .arg("--plugins")
                     .arg(plugins)
