@@ -215,11 +215,9 @@ fn private_dir(dir: &Path) -> std::io::Result<PathBuf> {
 
 /// Reads an entry: `None` if there is none, an error if it is there but unusable.
 async fn read_entry(engine: &Engine, entry: &Path) -> Result<Option<Component>, BadEntry> {
-    let bytes = match tokio::fs::read(entry).await {
-        Ok(bytes) => bytes,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        // Unreadable is as good as absent: compiling again writes a fresh one.
-        Err(_) => return Ok(None),
+    // Absent or unreadable alike: compiling again writes a fresh one.
+    let Ok(bytes) = tokio::fs::read(entry).await else {
+        return Ok(None);
     };
     let artifact = checked_artifact(&bytes)?;
     deserialize(engine, artifact)
@@ -255,10 +253,13 @@ async fn write_entry(entry: &Path, artifact: &[u8]) -> std::io::Result<()> {
     let entry = entry.to_owned();
     tokio::task::spawn_blocking(move || {
         let dir = entry.parent().unwrap_or(Path::new("."));
+        // Unique to this write: two plugin files with the same bytes share an entry.
+        static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let temporary = dir.join(format!(
-            ".{}.{}.tmp",
+            ".{}.{}.{}.tmp",
             entry.file_name().unwrap_or_default().to_string_lossy(),
-            std::process::id()
+            std::process::id(),
+            WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
         ));
         let written = (|| {
             use std::io::Write;
