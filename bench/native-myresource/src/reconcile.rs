@@ -15,12 +15,11 @@ use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType, Recorder};
 use kube::{Resource, ResourceExt};
+use myresource::{CONTAINER, Spec, desired_deployment};
 use serde_json::{Value, json};
 
 /// The field manager, controller and event source: the plugin's name.
-pub(crate) const MANAGER: &str = "myresource";
-/// The name of the one container in each Deployment.
-const CONTAINER: &str = "app";
+pub(crate) const MANAGER: &str = myresource::PLUGIN_NAME;
 /// The `action` of every Event, as the host writes it.
 const EVENT_ACTION: &str = "Reconcile";
 /// The retry delay after an error. The host backs off per object (5 ms doubling); in the
@@ -162,28 +161,10 @@ async fn apply(
         .controller_owner_ref(&ctx.resource)
         .ok_or(Error::NoOwnerReference)?;
     owner_reference.block_owner_deletion = Some(true);
-    let labels = json!({
-        "app.kubernetes.io/name": name,
-        "app.kubernetes.io/managed-by": MANAGER,
-    });
-    let desired = json!({
-        "apiVersion": "apps/v1",
-        "kind": "Deployment",
-        "metadata": {
-            "name": name,
-            "namespace": namespace,
-            "labels": labels,
-            "ownerReferences": [owner_reference],
-        },
-        "spec": {
-            "replicas": spec.replicas,
-            "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
-            "template": {
-                "metadata": {"labels": labels},
-                "spec": {"containers": [{"name": CONTAINER, "image": spec.image}]},
-            },
-        },
-    });
+    // The plugin's Deployment, with what the host adds when it applies one for a plugin.
+    let mut desired = desired_deployment(name, spec);
+    desired["metadata"]["namespace"] = json!(namespace);
+    desired["metadata"]["ownerReferences"] = json!([owner_reference]);
     deployments
         .patch(
             name,
@@ -225,50 +206,6 @@ async fn record(
         .publish(&event, &object.object_ref(&ctx.resource))
         .await
         .map_err(during("record event"))
-}
-
-/// What a `MyResource` asks for, once checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Spec {
-    image: String,
-    replicas: i32,
-}
-
-impl Spec {
-    /// Reads and checks the `spec` of a `MyResource` (the object without its `metadata`): the
-    /// plugin's rules and messages.
-    fn from_object(object: &Value) -> Result<Self, String> {
-        let Some(spec) = object.get("spec").filter(|spec| !spec.is_null()) else {
-            return Err("spec is missing".to_owned());
-        };
-        let image = match spec.get("image") {
-            None | Some(Value::Null) => Err("spec.image is missing".to_owned()),
-            Some(Value::String(image)) if image.trim().is_empty() => {
-                Err("spec.image is empty".to_owned())
-            }
-            Some(Value::String(image)) => Ok(image.clone()),
-            Some(other) => Err(format!("spec.image must be a string, got {other}")),
-        };
-        let replicas = match spec.get("replicas") {
-            None | Some(Value::Null) => Err("spec.replicas is missing".to_owned()),
-            Some(value) => match value.as_i64() {
-                Some(n) if n < 0 => Err(format!("spec.replicas must not be negative, got {n}")),
-                Some(n) => i32::try_from(n)
-                    .map_err(|_| format!("spec.replicas must fit in an int32, got {n}")),
-                None => Err(format!("spec.replicas must be an integer, got {value}")),
-            },
-        };
-        match (image, replicas) {
-            (Ok(image), Ok(replicas)) => Ok(Self { image, replicas }),
-            (image, replicas) => {
-                let problems: Vec<String> = [image.err(), replicas.err()]
-                    .into_iter()
-                    .flatten()
-                    .collect();
-                Err(problems.join("; "))
-            }
-        }
-    }
 }
 
 /// Whether the status already reports `problem` for this generation of the spec.
