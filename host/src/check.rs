@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use kube::api::{ApiResource, GroupVersionKind};
 
+use crate::manager::error_chain;
 use crate::plugin::{self, Compiler, Plugin, Sandbox, SandboxConfig};
 
 /// Arguments of `check`.
@@ -109,13 +110,7 @@ pub async fn check(args: &CheckArgs) -> anyhow::Result<bool> {
             }
             Err(error) => {
                 all_valid = false;
-                let mut why = error.to_string();
-                let mut source = std::error::Error::source(&error);
-                while let Some(cause) = source {
-                    let _ = write!(why, ": {cause}");
-                    source = cause.source();
-                }
-                println!("{}: invalid: {why}", path.display());
+                println!("{}: invalid: {}", path.display(), error_chain(&error));
             }
         }
     }

@@ -3,26 +3,29 @@
 use anyhow::Context as _;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use wasm_reconciler::{Cli, Command, check, compile_stdin_to_stdout};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let Cli { command } = Cli::parse();
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    if matches!(command, Command::Run(_)) {
-        tracing_subscriber::fmt()
-            // Colours only on a terminal: a pod's log is a file.
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
-            .with_env_filter(filter)
-            .init();
+    // `run` logs to stdout, as a pod's log; the other commands print their results there,
+    // so they log to stderr.
+    let (writer, terminal) = if matches!(command, Command::Run(_)) {
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+        (BoxMakeWriter::new(std::io::stdout), terminal)
     } else {
-        // The other commands print their results on stdout: logs go to stderr.
-        tracing_subscriber::fmt()
-            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .init();
-    }
+        let terminal = std::io::IsTerminal::is_terminal(&std::io::stderr());
+        (BoxMakeWriter::new(std::io::stderr), terminal)
+    };
+    tracing_subscriber::fmt()
+        // Colours only on a terminal: a pod's log is a file.
+        .with_ansi(terminal)
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+        )
+        .with_writer(writer)
+        .init();
     match command {
         Command::Run(args) => {
             let config = match &args.kubeconfig {

@@ -67,6 +67,22 @@ impl Provenance {
     }
 }
 
+/// A component ready to pre-link, and how it was obtained.
+pub(crate) struct Compiled {
+    pub(crate) component: Component,
+    pub(crate) loaded: Loaded,
+}
+
+/// How a plugin's component was obtained at load.
+#[derive(Debug, Clone)]
+pub(crate) struct Loaded {
+    pub(crate) from: Provenance,
+    /// Reading the cache entry, or compiling (and storing) it.
+    pub(crate) took: Duration,
+    /// Its cache entry, if there is a cache: to keep it when pruning.
+    pub(crate) cache_entry: Option<PathBuf>,
+}
+
 /// Why an entry was not used.
 #[derive(Debug, thiserror::Error)]
 enum BadEntry {
@@ -127,31 +143,38 @@ impl Compiler {
 
     /// The cache entry of a component with these bytes, if there is a cache.
     fn entry_for(&self, wasm: &[u8]) -> Option<PathBuf> {
-        let digest = hex(&Sha256::digest(wasm));
         let dir = self.cache.as_ref()?;
+        let digest = hex(&Sha256::digest(wasm));
         Some(dir.join(format!("{digest}-{}.{ENTRY_EXTENSION}", self.engine_hash)))
     }
 
     /// The component from `wasm`: from the cache if it holds it, compiled (and stored)
-    /// otherwise. Returns where it came from and how long that took.
+    /// otherwise.
     pub(crate) async fn component(
         &self,
         engine: &Engine,
         wasm: Vec<u8>,
         file: &Path,
-    ) -> wasmtime::Result<(Component, Provenance, Duration)> {
+    ) -> wasmtime::Result<Compiled> {
         let started = Instant::now();
         let entry = self.entry_for(&wasm);
-        if let Some(entry) = &entry {
-            match read_entry(engine, entry).await {
+        if let Some(path) = &entry {
+            match read_entry(engine, path).await {
                 Ok(Some(component)) => {
-                    return Ok((component, Provenance::Cache, started.elapsed()));
+                    return Ok(Compiled {
+                        component,
+                        loaded: Loaded {
+                            from: Provenance::Cache,
+                            took: started.elapsed(),
+                            cache_entry: entry,
+                        },
+                    });
                 }
                 Ok(None) => {}
                 Err(why) => {
-                    tracing::warn!(plugin_file = %file.display(), entry = %entry.display(), %why, "compile cache entry not used; compiling again");
+                    tracing::warn!(plugin_file = %file.display(), entry = %path.display(), %why, "compile cache entry not used; compiling again");
                     // A new entry replaces it below; a failure to remove it changes nothing.
-                    let _ = tokio::fs::remove_file(entry).await;
+                    let _ = tokio::fs::remove_file(path).await;
                 }
             }
         }
@@ -170,7 +193,14 @@ impl Compiler {
         {
             tracing::warn!(entry = %entry.display(), %error, "cannot store the compiled plugin in the cache");
         }
-        Ok((component, Provenance::Compiled, started.elapsed()))
+        Ok(Compiled {
+            component,
+            loaded: Loaded {
+                from: Provenance::Compiled,
+                took: started.elapsed(),
+                cache_entry: entry,
+            },
+        })
     }
 
     /// Removes cache entries (and leftover temporary files) that are not in `keep`: what the
@@ -196,11 +226,6 @@ impl Compiler {
                 }
             }
         }
-    }
-
-    /// The entry a component with these bytes has, to keep it when pruning.
-    pub(crate) fn entry_of(&self, wasm: &[u8]) -> Option<PathBuf> {
-        self.entry_for(wasm)
     }
 }
 
@@ -428,16 +453,16 @@ mod tests {
             CompileIn::Process,
             Some(dir.path()),
         );
-        let a = compiler.entry_of(b"one");
-        assert_ne!(a, compiler.entry_of(b"two"));
-        assert_eq!(a, compiler.entry_of(b"one"));
+        let a = compiler.entry_for(b"one");
+        assert_ne!(a, compiler.entry_for(b"two"));
+        assert_eq!(a, compiler.entry_for(b"one"));
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         let other = Engine::new(&config).unwrap_or_else(|e| panic!("{e}"));
         let other = Compiler::new(&other, sandbox, CompileIn::Process, Some(dir.path()));
         assert_ne!(
             a,
-            other.entry_of(b"one"),
+            other.entry_for(b"one"),
             "epoch interruption changes the key"
         );
     }

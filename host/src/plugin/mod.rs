@@ -24,7 +24,7 @@ use wasmtime::{Store, UpdateDeadline};
 
 use bindings::{ReconcilerPre, types};
 pub use compiled::{CompileIn, compile_stdin_to_stdout};
-pub(crate) use compiled::{Compiler, Provenance};
+pub(crate) use compiled::{Compiler, Loaded, Provenance};
 pub(crate) use limits::PluginLimits;
 use log::GuestLog;
 pub(crate) use sandbox::Sandbox;
@@ -163,18 +163,8 @@ pub(crate) struct Plugin {
     metadata: Metadata,
     instances: Instances,
     loaded: Loaded,
-    /// The contract the component exports, e.g. `wasm-reconciler:plugin@0.1.0`.
+    /// The contract the component was built against, e.g. `wasm-reconciler:plugin@0.1.0`.
     contract: Option<String>,
-}
-
-/// How a plugin's component was obtained at load.
-#[derive(Debug, Clone)]
-pub(crate) struct Loaded {
-    pub(crate) from: Provenance,
-    /// Reading the cache entry, or compiling (and storing) it.
-    pub(crate) took: Duration,
-    /// Its cache entry, if there is a cache.
-    pub(crate) cache_entry: Option<PathBuf>,
 }
 
 /// Makes fresh, bounded instances of one pre-linked component.
@@ -193,16 +183,13 @@ fn contract_of(
 ) -> Option<String> {
     const PACKAGE: &str = "wasm-reconciler:plugin";
     let ty = component.component_type();
-    let names: Vec<&str> = ty
-        .imports(engine)
+    ty.imports(engine)
         .chain(ty.exports(engine))
-        .map(|(name, _)| name)
-        .collect();
-    names.into_iter().find_map(|name| {
-        let interface = name.strip_prefix(PACKAGE)?.strip_prefix('/')?;
-        let (_, version) = interface.split_once('@')?;
-        Some(format!("{PACKAGE}@{version}"))
-    })
+        .find_map(|(name, _)| {
+            let interface = name.strip_prefix(PACKAGE)?.strip_prefix('/')?;
+            let (_, version) = interface.split_once('@')?;
+            Some(format!("{PACKAGE}@{version}"))
+        })
 }
 
 /// The linker every plugin is pre-linked against: WASI (empty context) and the host imports.
@@ -231,14 +218,14 @@ impl Plugin {
                 path: path.to_owned(),
                 source,
             })?;
-        let cache_entry = compiler.entry_of(&bytes);
-        let (component, from, took) = compiler
+        let compiled = compiler
             .component(&sandbox.engine, bytes, path)
             .await
             .map_err(|source| LoadError::Compile {
                 path: path.to_owned(),
                 source,
             })?;
+        let component = compiled.component;
         let contract = contract_of(&sandbox.engine, &component);
         let instance_pre =
             linker
@@ -282,16 +269,12 @@ impl Plugin {
         Ok(Self {
             metadata,
             instances,
-            loaded: Loaded {
-                from,
-                took,
-                cache_entry,
-            },
+            loaded: compiled.loaded,
             contract,
         })
     }
 
-    /// The contract the component exports, e.g. `wasm-reconciler:plugin@0.1.0`.
+    /// The contract the component was built against, e.g. `wasm-reconciler:plugin@0.1.0`.
     pub(crate) fn contract(&self) -> Option<&str> {
         self.contract.as_deref()
     }

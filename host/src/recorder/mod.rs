@@ -340,26 +340,7 @@ impl Recorder {
         }
         Ok(())
     }
-}
 
-/// Counts one waiting recording for as long as it lives (a reconcile that times out drops it
-/// mid-wait).
-struct Waiting<'a>(&'a AtomicUsize);
-
-impl<'a> Waiting<'a> {
-    fn count(waiting: &'a AtomicUsize) -> Self {
-        waiting.fetch_add(1, Ordering::AcqRel);
-        Self(waiting)
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
-impl Recorder {
     /// Waits for its turn, then for room for `occurrence` while new Events are being written;
     /// gives up (`QueueFull`) once none was written for `max_wait`, or at once while the queue
     /// is overloaded.
@@ -388,6 +369,23 @@ impl Recorder {
                 return Observed::QueueFull;
             }
         }
+    }
+}
+
+/// Counts one waiting recording for as long as it lives (a reconcile that times out drops it
+/// mid-wait).
+struct Waiting<'a>(&'a AtomicUsize);
+
+impl<'a> Waiting<'a> {
+    fn count(waiting: &'a AtomicUsize) -> Self {
+        waiting.fetch_add(1, Ordering::AcqRel);
+        Self(waiting)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -464,7 +462,7 @@ async fn run_writer(shared: Arc<Shared>, writer: Arc<Writer>, concurrency: usize
             () = shared.wake.notified(), if !closing => {}
             _ = tick.tick() => {}
             Some(done) = in_flight.join_next() => {
-                let waiting_before = shared.correlator().pending_creates();
+                let pending_before = shared.correlator().pending_creates();
                 if let Ok((write, result)) = done {
                     finish(&shared, &write, result);
                 }
@@ -476,7 +474,7 @@ async fn run_writer(shared: Arc<Shared>, writer: Arc<Writer>, concurrency: usize
                 }
                 // Room is made only when new Events left the queue (written or given up):
                 // failed writes that will be retried make none.
-                if shared.correlator().pending_creates() < waiting_before {
+                if shared.correlator().pending_creates() < pending_before {
                     shared.stalled.store(false, Ordering::Release);
                     shared.room.notify_waiters();
                 }
