@@ -5,7 +5,8 @@
 //! Read the modules in the order data flows through them:
 //!
 //! 1. `manager`: loads every plugin in the plugins directory and starts one controller each
-//!    ([`Host`] is the entry point).
+//!    ([`Host`] is the entry point); `plugins_dir` and `fleet` follow the directory while the
+//!    host runs (hot reload).
 //! 2. `plugin`: compiles and pre-links a component, reads its metadata, and runs each
 //!    reconcile in a fresh instance under CPU, memory and time limits.
 //! 3. `kinds`: resolves the kinds a plugin declared against API discovery.
@@ -21,12 +22,14 @@ mod check;
 mod cli;
 mod client;
 mod controller;
+mod fleet;
 mod health;
 mod kinds;
 mod manager;
 mod metrics;
 mod object;
 mod plugin;
+mod plugins_dir;
 mod recorder;
 mod status;
 

@@ -1,34 +1,28 @@
-//! The host's lifecycle: load every plugin in the plugins directory, resolve its kinds, run
-//! one controller per plugin, and on shutdown let reconciles finish and flush events.
+//! The host's lifecycle: load every plugin in the plugins directory, run one controller per
+//! plugin, follow the directory as plugins are added, upgraded and removed, and on shutdown
+//! let reconciles finish and flush events.
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::{BoxFuture, Shared};
-use futures::{FutureExt, StreamExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
 use crate::budget::{Budget, BudgetError};
-use crate::client::Impersonation;
-use crate::controller::{ControllerSettings, PluginController};
+use crate::fleet::{Fleet, FleetParts};
 use crate::health;
-use crate::kinds::DeclaredKinds;
-use crate::metrics::{Metrics, PluginLabels};
-use crate::plugin::{
-    self, CompileIn, Compiler, LoadError, Plugin, PluginLimits, Provenance, Sandbox, SandboxConfig,
-};
+use crate::metrics::Metrics;
+use crate::plugin::{self, CompileIn, Compiler, Sandbox, SandboxConfig};
+use crate::plugins_dir::{DirWatch, Scanner};
 use crate::recorder::{Recorder, RecorderConfig};
 use crate::status::{HostStatus, Severity};
 
-/// Discovery retries for a plugin whose kinds the API server does not serve (yet): from one
-/// second, doubling, up to a minute.
-const DISCOVERY_RETRY_FIRST: Duration = Duration::from_secs(1);
-const DISCOVERY_RETRY_MAX: Duration = Duration::from_secs(60);
+/// How often the plugins directory is looked at even without a file system event.
+const PLUGINS_RESCAN: Duration = Duration::from_secs(30);
 /// API calls one reconcile may make, by default.
 pub(crate) const DEFAULT_MAX_API_CALLS: u32 = 256;
 
@@ -84,6 +78,7 @@ pub struct Host {
     impersonate_namespace: Option<String>,
     cache_dir: Option<PathBuf>,
     compile_in: CompileIn,
+    plugins_rescan: Duration,
 }
 
 impl Host {
@@ -102,6 +97,7 @@ impl Host {
             impersonate_namespace: None,
             cache_dir: None,
             compile_in: CompileIn::Process,
+            plugins_rescan: PLUGINS_RESCAN,
         }
     }
 
@@ -117,6 +113,15 @@ impl Host {
     /// out of the host.
     pub fn compile_in(mut self, compile_in: CompileIn) -> Self {
         self.compile_in = compile_in;
+        self
+    }
+
+    /// How often the plugins directory is looked at besides when the file system reports a
+    /// change in it (default 30 s): the bound on how late a change is seen where events are
+    /// not delivered (some network file systems).
+    #[must_use]
+    pub fn plugins_rescan_interval(mut self, interval: Duration) -> Self {
+        self.plugins_rescan = interval.max(Duration::from_millis(100));
         self
     }
 
@@ -195,6 +200,10 @@ impl Host {
     /// skipped); readiness reports it. A plugin whose kinds the API server does not serve yet
     /// is retried with backoff until it does.
     ///
+    /// While it runs, the host follows the plugins directory: a new file starts a plugin, a
+    /// new version of a file replaces the running one (only once it has loaded: a version
+    /// that fails leaves the old one running), a removed file stops its plugin.
+    ///
     /// # Errors
     ///
     /// Fails if the plugins directory cannot be read, the engine cannot be created, the
@@ -230,210 +239,105 @@ impl Host {
             self.recorder.memory_bytes(),
             sandbox.config.instance_slots(),
         )?;
+        tracing::info!(
+            budget_mib = budget.total >> 20,
+            source = ?budget.source,
+            recorder_mib = budget.recorder >> 20,
+            slots = budget.slots,
+            plugins_mib = budget.plugins >> 20,
+            "memory budget; the plugins' part is shared equally among the running plugins"
+        );
         let compiler = Compiler::new(
             &sandbox.engine,
             self.sandbox.clone(),
             self.compile_in.clone(),
             self.cache_dir.as_deref(),
         );
-        let paths = plugin_files(&self.plugins_dir).await?;
-        let (plugins, failed) = self
-            .load_all(&sandbox, &linker, &compiler, paths, &status)
-            .await;
-        let in_use: Vec<PathBuf> = plugins
-            .iter()
-            .filter_map(|plugin| plugin.loaded().cache_entry.clone())
-            .collect();
-        compiler.prune(&in_use).await;
-        if plugins.is_empty() {
-            return Err(HostError::NoPlugins {
-                path: self.plugins_dir,
-                failed,
-            });
-        }
-
-        let share = budget.share(plugins.len());
-        tracing::info!(
-            budget_mib = budget.total >> 20,
-            source = ?budget.source,
-            recorder_mib = budget.recorder >> 20,
-            slots = budget.slots,
-            plugins = plugins.len(),
-            memory_per_plugin_mib = share.memory >> 20,
-            payload_per_plugin_mib = share.payload >> 20,
-            slots_per_plugin = share.slots,
-            "memory budget"
-        );
-        let plugins: Vec<Arc<Plugin>> = plugins
-            .into_iter()
-            .map(|mut plugin| {
-                let labels = PluginLabels::of(plugin.name());
-                let limits = &self.metrics.plugin;
-                limits
-                    .memory_share_bytes
-                    .get_or_create(&labels)
-                    .set(i64::try_from(share.memory).unwrap_or(i64::MAX));
-                limits
-                    .slots
-                    .get_or_create(&labels)
-                    .set(i64::from(share.slots));
-                let dropped = limits.log_lines_dropped.get_or_create(&labels).clone();
-                plugin.set_limits(PluginLimits::new(share), dropped);
-                Arc::new(plugin)
-            })
-            .collect();
-        self.metrics.plugins_loaded(plugins.len());
-
+        let mut scanner = Scanner::new(&self.plugins_dir);
+        // Watch before the first look, so that nothing written meanwhile is missed.
+        let mut dir_watch = DirWatch::new(&self.plugins_dir, self.plugins_rescan);
+        let files = scanner.scan().map_err(|source| HostError::PluginsDir {
+            path: self.plugins_dir.clone(),
+            source,
+        })?;
         let (recorder, recorder_task) =
             Recorder::start(client.clone(), self.recorder.clone(), self.metrics.clone());
-        let shutdown: Shared<BoxFuture<'static, ()>> = shutdown.boxed().shared();
-        let mut controllers = JoinSet::new();
-        let mut names = BTreeMap::new();
-        for plugin in plugins {
-            let name = plugin.name().to_string();
-            status.fail(
-                &format!("plugin/{name}/kinds"),
-                Severity::Unready,
-                "resolving its kinds",
-            );
-            let impersonate = self
-                .impersonate_namespace
-                .as_deref()
-                .and_then(|namespace| Impersonation::service_account(namespace, &name));
-            let supervisor = supervise(
-                plugin,
-                client.clone(),
-                recorder.clone(),
-                self.metrics.clone(),
-                status.clone(),
-                ControllerSettings {
-                    max_api_calls: self.max_api_calls,
-                    impersonate,
-                },
-                shutdown.clone(),
-            );
-            let handle = controllers.spawn(supervisor);
-            names.insert(handle.id(), name);
+        let shutdown_token = CancellationToken::new();
+        let mut fleet = Fleet::new(FleetParts {
+            sandbox,
+            linker,
+            compiler,
+            budget,
+            client,
+            recorder,
+            metrics: self.metrics.clone(),
+            status: status.clone(),
+            max_api_calls: self.max_api_calls,
+            impersonate_namespace: self.impersonate_namespace.clone(),
+            shutdown: shutdown_token.clone(),
+            grace: self.shutdown_grace,
+        });
+        let changes = fleet.load_changes(&files).await;
+        fleet.apply(changes, true).await;
+        if fleet.len() == 0 {
+            drop(fleet);
+            recorder_task.flush(self.shutdown_grace).await;
+            return Err(HostError::NoPlugins {
+                path: self.plugins_dir,
+                failed: files.len(),
+            });
         }
-        drop(recorder);
         status.pass("host");
 
-        let mut shutting_down = std::pin::pin!(shutdown.clone());
+        let shutdown = async move {
+            shutdown.await;
+            shutdown_token.cancel();
+        };
+        let mut shutting_down = std::pin::pin!(shutdown);
         loop {
             tokio::select! {
                 // Controllers end with shutdown too: see it first.
                 biased;
                 () = &mut shutting_down => break,
-                Some(ended) = controllers.join_next_with_id() => {
-                    // A controller ends on its own only by a bug: fail liveness, so that the
-                    // kubelet restarts the host rather than leave the plugin unserved.
-                    let (id, why) = match ended {
-                        Ok((id, ())) => (id, "its controller ended".to_owned()),
-                        Err(error) => (error.id(), format!("its controller failed: {error}")),
+                Some(ended) = fleet.next_ended() => fleet.ended(ended),
+                () = dir_watch.changed() => {
+                    let scanned = tokio::task::spawn_blocking(move || {
+                        let files = scanner.scan();
+                        (scanner, files)
+                    })
+                    .await;
+                    let Ok((returned, files)) = scanned else {
+                        tracing::error!("looking at the plugins directory panicked; the host stops watching it");
+                        break;
                     };
-                    let name = names.get(&id).cloned().unwrap_or_default();
-                    tracing::error!(plugin = %name, %why, "controller stopped before shutdown; the host is no longer live");
-                    status.fail(&format!("plugin/{name}/controller"), Severity::Dead, why);
+                    scanner = returned;
+                    let files = match files {
+                        Ok(files) => files,
+                        Err(error) => {
+                            tracing::warn!(dir = %scanner.dir().display(), %error, "cannot list the plugins directory; running plugins keep running");
+                            continue;
+                        }
+                    };
+                    // Loading may take long (a compile): shutdown does not wait for it.
+                    let changes = tokio::select! {
+                        biased;
+                        () = &mut shutting_down => break,
+                        changes = fleet.load_changes(&files) => changes,
+                    };
+                    if !changes.is_empty() {
+                        fleet.apply(changes, false).await;
+                    }
                 }
             }
         }
         // Not ready while draining (no new traffic is routed here), but still live.
         status.fail("host", Severity::Unready, "shutting down");
         tracing::info!(grace = ?self.shutdown_grace, "shutting down");
-        let drained = tokio::time::timeout(self.shutdown_grace, async {
-            while controllers.join_next().await.is_some() {}
-        })
-        .await;
-        if drained.is_err() {
-            tracing::warn!("reconciles still running after the grace period; aborted");
-            controllers.shutdown().await;
-        }
+        fleet.shut_down().await;
         recorder_task.flush(self.shutdown_grace).await;
         let _ = stop_serving.send(true);
         while servers.join_next().await.is_some() {}
         Ok(())
-    }
-
-    /// Loads every plugin file in parallel (as many at once as there are cores), and refuses
-    /// every file of a name that more than one file claims. Returns the plugins and how many
-    /// files failed.
-    async fn load_all(
-        &self,
-        sandbox: &Sandbox,
-        linker: &wasmtime::component::Linker<plugin::GuestState>,
-        compiler: &Compiler,
-        paths: Vec<PathBuf>,
-        status: &HostStatus,
-    ) -> (Vec<Plugin>, usize) {
-        let parallel = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
-        let results: Vec<(PathBuf, Result<Plugin, LoadError>)> = futures::stream::iter(paths)
-            .map(|path| async move {
-                let started = std::time::Instant::now();
-                let loaded = Plugin::load(sandbox, linker, compiler, &path).await;
-                if let Ok(plugin) = &loaded {
-                    let how = plugin.loaded();
-                    self.metrics.plugin_component(how.from.as_str());
-                    let message = match how.from {
-                        Provenance::Cache => "plugin loaded from the compile cache",
-                        Provenance::Compiled => "plugin compiled",
-                    };
-                    tracing::info!(path = %path.display(), plugin = %plugin.name(), component = ?how.took, total = ?started.elapsed(), "{message}");
-                }
-                (path, loaded)
-            })
-            .buffer_unordered(parallel)
-            .collect()
-            .await;
-
-        let mut failed = 0usize;
-        let mut by_name: BTreeMap<Arc<str>, Vec<(PathBuf, Plugin)>> = BTreeMap::new();
-        for (path, loaded) in results {
-            match loaded {
-                Ok(plugin) => by_name
-                    .entry(plugin.name().clone())
-                    .or_default()
-                    .push((path, plugin)),
-                Err(error) => {
-                    failed += 1;
-                    self.metrics.plugin_load_failed();
-                    let file = path.file_name().map_or_else(
-                        || path.display().to_string(),
-                        |name| name.to_string_lossy().into_owned(),
-                    );
-                    let why = error_chain(&error);
-                    tracing::error!(error = %why, "plugin failed to load; skipped");
-                    status.fail(&format!("file/{file}"), Severity::Unready, why);
-                }
-            }
-        }
-        let mut plugins = Vec::new();
-        for (name, mut claims) in by_name {
-            if claims.len() == 1 {
-                if let Some((_, plugin)) = claims.pop() {
-                    plugins.push(plugin);
-                }
-                continue;
-            }
-            // Which file is the real one cannot be told: none of them runs.
-            let files: Vec<String> = claims
-                .iter()
-                .map(|(path, _)| path.display().to_string())
-                .collect();
-            for _ in &claims {
-                failed += 1;
-                self.metrics.plugin_load_failed();
-            }
-            tracing::error!(plugin = %name, files = ?files, "several plugin files claim this name; none of them is loaded");
-            status.fail(
-                &format!("plugin/{name}"),
-                Severity::Unready,
-                format!(
-                    "the name is claimed by {}; none is loaded",
-                    files.join(", ")
-                ),
-            );
-        }
-        (plugins, failed)
     }
 
     /// Binds the health and metrics addresses; one listener when they are the same.
@@ -453,79 +357,6 @@ impl Host {
         }
         Ok(listeners)
     }
-}
-
-/// Resolves a plugin's kinds (retrying with backoff while the API server does not serve them,
-/// e.g. a CRD created after the host started), then runs its controller until `shutdown`.
-async fn supervise(
-    plugin: Arc<Plugin>,
-    client: kube::Client,
-    recorder: Recorder,
-    metrics: Arc<Metrics>,
-    status: HostStatus,
-    settings: ControllerSettings,
-    shutdown: Shared<BoxFuture<'static, ()>>,
-) {
-    let name = plugin.name().clone();
-    let check = format!("plugin/{name}/kinds");
-    let mut retry = DISCOVERY_RETRY_FIRST;
-    let kinds = loop {
-        let meta = plugin.metadata();
-        match DeclaredKinds::resolve(&client, &meta.reconciles, &meta.owns, &meta.reads).await {
-            Ok(kinds) => break kinds,
-            Err(error) => {
-                let why = error_chain(&error);
-                tracing::warn!(plugin = %name, error = %why, ?retry, "plugin's kinds not served; retrying");
-                status.fail(
-                    &check,
-                    Severity::Unready,
-                    format!("{why} (retrying every {retry:?})"),
-                );
-                tokio::select! {
-                    () = shutdown.clone() => return,
-                    () = tokio::time::sleep(retry) => {}
-                }
-                retry = (retry * 2).min(DISCOVERY_RETRY_MAX);
-            }
-        }
-    };
-    tracing::info!(
-        plugin = %name,
-        reconciles = %kinds.reconciles.gvk.kind,
-        impersonating = settings.impersonate.as_ref().map(Impersonation::user),
-        "plugin started"
-    );
-    status.pass(&check);
-    let controller = PluginController::new(
-        plugin,
-        Arc::new(kinds),
-        client,
-        recorder,
-        metrics,
-        status,
-        settings,
-    );
-    // Returning before shutdown tells the manager the controller ended by a bug.
-    controller.run(shutdown).await;
-}
-
-/// The `.wasm` files directly in `dir`, sorted so that load order (and which of two plugins
-/// with the same name wins) does not depend on the file system.
-async fn plugin_files(dir: &Path) -> Result<Vec<PathBuf>, HostError> {
-    let read_error = |source| HostError::PluginsDir {
-        path: dir.to_owned(),
-        source,
-    };
-    let mut entries = tokio::fs::read_dir(dir).await.map_err(read_error)?;
-    let mut paths = Vec::new();
-    while let Some(entry) = entries.next_entry().await.map_err(read_error)? {
-        let path = entry.path();
-        if path.extension().is_some_and(|ext| ext == "wasm") {
-            paths.push(path);
-        }
-    }
-    paths.sort();
-    Ok(paths)
 }
 
 /// An error and its sources, joined with `: `.

@@ -86,6 +86,9 @@ pub struct Metrics {
     plugins_loaded: Gauge,
     plugin_load_failures: Counter,
     plugin_components: Family<ComponentLabels, Counter>,
+    plugin_changes: Family<ChangeLabels, Counter>,
+    pub(crate) plugin_versions: Family<VersionLabels, Gauge>,
+    pub(crate) plugin_upgrade_failed: Family<PluginLabels, Gauge>,
     events: Family<EventLabels, Counter>,
     event_caches: Family<CacheLabels, Gauge>,
     event_pending: Gauge,
@@ -107,6 +110,38 @@ pub(crate) struct PluginMetrics {
     pub(crate) limit_failures: Family<LimitLabels, Counter>,
     pub(crate) memory_share_bytes: Family<PluginLabels, Gauge>,
     pub(crate) slots: Family<PluginLabels, Gauge>,
+}
+
+/// What a change in the plugins directory did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
+#[allow(
+    non_camel_case_types,
+    reason = "label values are written as the variant names"
+)]
+pub(crate) enum PluginChange {
+    /// A new plugin started.
+    added,
+    /// A new version replaced the running one under the same controller.
+    swapped,
+    /// A new version with other kinds replaced the running one with a new controller.
+    restarted,
+    /// A plugin stopped: its file was removed, or now holds another plugin.
+    removed,
+    /// A file could not be loaded, or claimed a name already taken: nothing changed.
+    failed,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct ChangeLabels {
+    change: PluginChange,
+}
+
+/// Labels of the running version of a plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+pub(crate) struct VersionLabels {
+    pub(crate) plugin: String,
+    pub(crate) file: String,
+    pub(crate) sha256: String,
 }
 
 /// Where a loaded plugin's compiled component came from: `cache` or `compile`.
@@ -187,6 +222,24 @@ impl Metrics {
             "plugin_components",
             "Plugin components loaded, by whether they came from the compile cache or a compile",
             plugin_components.clone(),
+        );
+        let plugin_changes = Family::<ChangeLabels, Counter>::default();
+        registry.register(
+            "plugin_changes",
+            "Changes of the plugins directory applied while the host runs, by what they did",
+            plugin_changes.clone(),
+        );
+        let plugin_versions = Family::<VersionLabels, Gauge>::default();
+        registry.register(
+            "plugin_version",
+            "The running version of each plugin (1): its file and the SHA-256 of its component",
+            plugin_versions.clone(),
+        );
+        let plugin_upgrade_failed = Family::<PluginLabels, Gauge>::default();
+        registry.register(
+            "plugin_upgrade_failed",
+            "Whether the plugin's file holds a new version that failed to load, the old one still running (1) or not (0)",
+            plugin_upgrade_failed.clone(),
         );
         let events = Family::<EventLabels, Counter>::default();
         registry.register(
@@ -271,6 +324,9 @@ impl Metrics {
             plugins_loaded,
             plugin_load_failures,
             plugin_components,
+            plugin_changes,
+            plugin_versions,
+            plugin_upgrade_failed,
             events,
             event_caches,
             event_pending,
@@ -316,6 +372,13 @@ impl Metrics {
     pub(crate) fn plugin_component(&self, from: &'static str) {
         self.plugin_components
             .get_or_create(&ComponentLabels { from })
+            .inc();
+    }
+
+    /// Counts one change of the plugins directory.
+    pub(crate) fn plugin_changed(&self, change: PluginChange) {
+        self.plugin_changes
+            .get_or_create(&ChangeLabels { change })
             .inc();
     }
 

@@ -99,6 +99,15 @@ impl HostStatus {
             .send_if_modified(|report| report.checks.remove(name).is_some());
     }
 
+    /// Forgets every check whose name starts with `prefix` (a stopped plugin's).
+    pub(crate) fn remove_prefix(&self, prefix: &str) {
+        self.report.send_if_modified(|report| {
+            let before = report.checks.len();
+            report.checks.retain(|name, _| !name.starts_with(prefix));
+            report.checks.len() != before
+        });
+    }
+
     fn set(&self, name: &str, ok: bool, severity: Severity, detail: String) {
         let check = Check {
             ok,

@@ -148,7 +148,7 @@ pub struct HostUnderTest {
     pub host: RunningHost,
     pub metrics: std::sync::Arc<wasm_reconciler::Metrics>,
     pub probes: std::net::SocketAddr,
-    _plugins: tempfile::TempDir,
+    plugins: tempfile::TempDir,
 }
 
 impl HostUnderTest {
@@ -162,7 +162,7 @@ impl HostUnderTest {
             host,
             metrics,
             probes,
-            _plugins: dir,
+            plugins: dir,
         }
     }
 
@@ -176,6 +176,11 @@ impl HostUnderTest {
         .await;
         running.ready().await;
         running
+    }
+
+    /// The host's plugins directory.
+    pub fn plugins_dir(&self) -> &Path {
+        self.plugins.path()
     }
 
     pub async fn ready(&self) {
@@ -322,13 +327,13 @@ async fn an_impostor_cannot_take_a_plugins_name() {
     .await;
     let (code, body) = eventually("/readyz to name the contested plugin", || async {
         let (code, body) = http_get(host.probes, "/readyz").await?;
-        body.contains("[-]plugin/myresource:")
+        (body.contains("[-]file/impostor.wasm:") && body.contains("[-]file/myresource.wasm:"))
             .then_some((code, body))
     })
     .await;
     assert_eq!(code, 503, "{body}");
     assert!(
-        body.contains("impostor.wasm") && body.contains("myresource.wasm"),
+        body.contains("the name \"myresource\" is claimed by") && body.contains("none is loaded"),
         "{body}"
     );
     assert_eq!(

@@ -10,12 +10,14 @@
 //! - `hostile`: hostile plugins through the real host on a control plane, beside the example.
 //! - `resilience`: an API server outage, a CRD that arrives after the host.
 //! - `lifecycle`: loading plugins: the compile cache, compiling in a child process.
+//! - `reload`: plugins added, upgraded and removed while the host runs.
 
 mod deploy;
 mod hostile;
 mod isolation;
 mod lifecycle;
 mod recorder;
+mod reload;
 mod resilience;
 mod util;
 mod walking_skeleton;

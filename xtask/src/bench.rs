@@ -55,15 +55,27 @@ impl crate::flags::Bench {
             });
         let (host, native, e2e) = (host?, native?, e2e?);
         let crd = project_root().join("plugins/myresource/manifests/crd.yaml");
-        let out = out_dir.join("e2e.md");
+        let out = out_dir.join(if self.lifecycle {
+            "lifecycle.md"
+        } else {
+            "e2e.md"
+        });
         let mut extra = Vec::new();
+        // The lifecycle benchmark runs a fleet: ten plugins unless told otherwise.
+        let kinds = match (&self.kinds, self.lifecycle) {
+            (None, true) => Some("10".to_owned()),
+            (kinds, _) => kinds.clone(),
+        };
+        if self.lifecycle {
+            extra.push("--lifecycle".to_owned());
+        }
         if let Some(objects) = &self.objects {
             extra.extend(["--objects".to_owned(), objects.clone()]);
         }
         if let Some(runs) = self.runs {
             extra.extend(["--runs".to_owned(), runs.to_string()]);
         }
-        if let Some(kinds) = &self.kinds {
+        if let Some(kinds) = &kinds {
             let largest = kinds
                 .split(',')
                 .map(|k| k.trim().parse::<usize>())

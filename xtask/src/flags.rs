@@ -38,6 +38,10 @@ Tasks:
                                   (default 1)
       --fleet-host-instances N    the host's --max-instances in a fleet (default 32 per
                                   plugin, like each native controller)
+      --lifecycle                 measure the plugin lifecycle instead, with the largest of
+                                  --kinds plugins (default 10): start with an empty and a warm
+                                  compile cache, and hot swaps; report in
+                                  <target>/bench/lifecycle.md
   help             Print this help.
 ";
 
@@ -84,6 +88,8 @@ pub(crate) struct Bench {
     pub(crate) kinds: Option<String>,
     /// `--fleet-host-instances`: the host's slots in a fleet.
     pub(crate) fleet_host_instances: Option<u32>,
+    /// `--lifecycle`: the plugin lifecycle benchmark instead.
+    pub(crate) lifecycle: bool,
 }
 
 /// Flags of `cargo xtask control-plane`.
@@ -141,6 +147,7 @@ impl Xtask {
                     .value("--fleet-host-instances")?
                     .map(|n| n.parse().context("--fleet-host-instances takes a number"))
                     .transpose()?,
+                lifecycle: args.flag("--lifecycle"),
             }),
             other => bail!("unknown task `{other}`; run `cargo xtask help`"),
         };

@@ -9,6 +9,7 @@
 //!
 //! `cargo xtask bench` builds everything and passes the paths; see `docs/benchmarks.md`.
 
+mod lifecycle;
 mod measure;
 mod report;
 mod run;
@@ -70,6 +71,11 @@ struct Args {
     )]
     controllers: Vec<run::Controller>,
 
+    /// Instead of convergence, measure the plugin lifecycle with the largest of `--kinds`
+    /// plugins: start with an empty and a warm compile cache, and hot swaps.
+    #[arg(long)]
+    lifecycle: bool,
+
     /// Where to write the report (markdown); the controllers' logs go beside it.
     #[arg(long, value_name = "PATH")]
     out: PathBuf,
@@ -107,6 +113,18 @@ async fn main() -> anyhow::Result<()> {
 
     let machine = report::Machine::describe();
     eprintln!("e2e-bench on {machine}");
+    if args.lifecycle {
+        let kinds = args.kinds.iter().copied().max().unwrap_or(1);
+        let markdown = format!(
+            "Machine: {machine}\n\n{}",
+            lifecycle::run(&setup, kinds, args.runs).await?
+        );
+        print!("{markdown}");
+        std::fs::write(&args.out, &markdown)
+            .with_context(|| format!("cannot write {}", args.out.display()))?;
+        eprintln!("report written to {}", args.out.display());
+        return Ok(());
+    }
     let mut runs = Vec::new();
     for &kinds in &args.kinds {
         for &objects in &args.objects {

@@ -197,7 +197,7 @@ fn verb_count(count: impl Fn(&RunResult) -> u64, group: &[&RunResult]) -> String
 }
 
 /// The median; the mean of the middle two for an even count, 0 for none.
-fn median(mut values: Vec<f64>) -> f64 {
+pub(crate) fn median(mut values: Vec<f64>) -> f64 {
     values.sort_by(f64::total_cmp);
     let middle = values.len() / 2;
     match values.len() {

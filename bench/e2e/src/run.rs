@@ -178,7 +178,7 @@ pub(crate) struct Progress {
 }
 
 /// One `MyResource` kind of a run, and where its objects live.
-struct Kind {
+pub(crate) struct Kind {
     group: String,
     namespace: String,
     resource: ApiResource,
@@ -186,7 +186,7 @@ struct Kind {
 
 impl Kind {
     /// Member `index` of `kinds`: the example's own kind when there is one.
-    fn of(index: usize, kinds: usize) -> Kind {
+    pub(crate) fn of(index: usize, kinds: usize) -> Kind {
         let (group, namespace) = if kinds == 1 {
             (GROUP.to_owned(), NAMESPACE.to_owned())
         } else {
@@ -351,7 +351,7 @@ fn sum_of(pids: &[u32], measure: fn(u32) -> anyhow::Result<f64>) -> anyhow::Resu
 
 /// Installs the example's CRD under `kind`'s group, creates its namespace, and waits until
 /// the CRD is served.
-async fn install_crd(env: &TestEnv, crd: &Path, kind: &Kind) -> anyhow::Result<()> {
+pub(crate) async fn install_crd(env: &TestEnv, crd: &Path, kind: &Kind) -> anyhow::Result<()> {
     let manifest = std::fs::read_to_string(crd)
         .with_context(|| format!("reading {}", crd.display()))?
         .replace(GROUP, &kind.group);
@@ -401,16 +401,16 @@ async fn install_crd(env: &TestEnv, crd: &Path, kind: &Kind) -> anyhow::Result<(
 }
 
 /// The controller under test, running.
-struct Process {
+pub(crate) struct Process {
     child: Child,
     pid: u32,
-    health: SocketAddr,
+    pub(crate) health: SocketAddr,
     log: PathBuf,
 }
 
 impl Process {
     /// Fails if the controller has exited, pointing at its log.
-    fn check_running(&mut self) -> anyhow::Result<()> {
+    pub(crate) fn check_running(&mut self) -> anyhow::Result<()> {
         if let Some(status) = self.child.try_wait()? {
             bail!(
                 "the controller exited ({status}); see {}",
@@ -420,7 +420,7 @@ impl Process {
         Ok(())
     }
 
-    async fn stop(mut self) {
+    pub(crate) async fn stop(mut self) {
         let _ = self.child.start_kill();
         let _ = self.child.wait().await;
     }
@@ -503,13 +503,13 @@ fn spawn_all(
 /// A memory budget (`--memory-budget-mib`) that admits `instances` slots and gives each of
 /// `plugins` plugins room for its share of them. The budget is a bound the host checks, not
 /// memory it takes: peak RSS is what the run measures.
-fn fleet_budget_mib(plugins: usize, instances: usize) -> usize {
+pub(crate) fn fleet_budget_mib(plugins: usize, instances: usize) -> usize {
     // The host's fixed parts (96 MiB base, 16 MiB recorder, 4 MiB a slot), then 4 MiB of
     // linear memory per instance, of which the plugins get three quarters.
     96 + 16 + 4 * instances + (4 * instances * 4).div_ceil(3) + 16 * plugins
 }
 
-fn spawn(
+pub(crate) fn spawn(
     mut command: tokio::process::Command,
     controller: Controller,
     kubeconfig: &Path,
@@ -542,7 +542,7 @@ fn spawn(
 }
 
 /// A loopback port nobody listened on a moment ago.
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
@@ -564,7 +564,7 @@ async fn wait_until_ready(process: &mut Process) -> anyhow::Result<()> {
 }
 
 /// Whether `GET /readyz` answers `200`.
-async fn is_ready(address: SocketAddr) -> bool {
+pub(crate) async fn is_ready(address: SocketAddr) -> bool {
     let probe = async {
         let mut stream = tokio::net::TcpStream::connect(address).await?;
         stream

@@ -17,10 +17,10 @@ use kube::core::{Request, params::GetParams};
 use prometheus_client::metrics::counter::Counter;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
-use tokio::sync::Semaphore;
 
 use crate::kinds::{DeclaredKinds, ResolvedKind, gvk_of};
 use crate::object::ReconciledObject;
+use crate::plugin::{Quota, QuotaPermit};
 use names::check_object_name;
 
 /// Largest JSON text a plugin may pass to one client call: the API server's own request limit
@@ -158,7 +158,7 @@ pub(crate) struct ScopedClient {
     object: Arc<ReconciledObject>,
     allowance: Arc<CallAllowance>,
     /// The plugin's share of the host's memory for payloads in flight, in bytes.
-    payload_bytes: Arc<Semaphore>,
+    payload_bytes: Arc<Quota>,
     impersonate: Option<Impersonation>,
 }
 
@@ -169,7 +169,7 @@ impl ScopedClient {
         kinds: Arc<DeclaredKinds>,
         object: Arc<ReconciledObject>,
         allowance: Arc<CallAllowance>,
-        payload_bytes: Arc<Semaphore>,
+        payload_bytes: Arc<Quota>,
         impersonate: Option<Impersonation>,
     ) -> Self {
         Self {
@@ -312,10 +312,7 @@ impl ScopedClient {
 
     /// Waits for the plugin's payload budget to hold `len` bytes, times the copies a write
     /// makes. The wait is bounded by the call's own timeout.
-    async fn reserve_payload(
-        &self,
-        len: usize,
-    ) -> Result<tokio::sync::SemaphorePermit<'_>, ClientError> {
+    async fn reserve_payload(&self, len: usize) -> Result<QuotaPermit<'_>, ClientError> {
         let bytes = len.saturating_mul(PAYLOAD_COPIES).max(1);
         let permits = u32::try_from(bytes).unwrap_or(u32::MAX);
         self.payload_bytes

@@ -1,6 +1,7 @@
 //! One kube-runtime controller per plugin: it watches the reconciled kind (and the owned
 //! kinds, mapped to their controlling owner), runs at most the plugin's share of reconciles at
-//! once, and turns each plugin result into an `Action`.
+//! once, and turns each plugin result into an `Action`. A hot reload swaps the plugin version
+//! under a running controller, which keeps its queue and backoff.
 //!
 //! The watch on the reconciled kind passes only generation changes (controller-runtime's
 //! `GenerationChangedPredicate`), so that the plugin's own status writes do not trigger it
@@ -38,7 +39,7 @@ use crate::client::Impersonation;
 use crate::kinds::DeclaredKinds;
 use crate::metrics::{Limit, LimitLabels, Metrics, PluginLabels, ReconcileResult};
 use crate::object::ReconciledObject;
-use crate::plugin::{CallError, CallScope, Outcome, Plugin, ScopeParts};
+use crate::plugin::{CallError, CallScope, LivePlugin, Outcome, ScopeParts};
 use crate::recorder::{EventType, Recorder};
 use crate::status::{HostStatus, Severity};
 use backoff::Backoff;
@@ -80,11 +81,14 @@ pub(crate) struct ControllerSettings {
     pub(crate) max_api_calls: u32,
     /// Make the plugin's API calls as its own ServiceAccount.
     pub(crate) impersonate: Option<Impersonation>,
+    /// Reconciles one controller runs at once: the host's instance slots. The plugin's own
+    /// slots, which change as plugins come and go, bound its instances below that.
+    pub(crate) concurrency: u32,
 }
 
 /// Everything one plugin's reconciles share.
 pub(crate) struct PluginController {
-    plugin: Arc<Plugin>,
+    plugin: Arc<LivePlugin>,
     kinds: Arc<DeclaredKinds>,
     client: kube::Client,
     recorder: Recorder,
@@ -121,7 +125,7 @@ impl PluginCounters {
 
 impl PluginController {
     pub(crate) fn new(
-        plugin: Arc<Plugin>,
+        plugin: Arc<LivePlugin>,
         kinds: Arc<DeclaredKinds>,
         client: kube::Client,
         recorder: Recorder,
@@ -196,10 +200,19 @@ impl PluginController {
             .applied_objects()
             .predicate_filter(predicates::generation, Default::default());
 
-        let concurrency = u16::try_from(this.plugin.limits().concurrency).unwrap_or(u16::MAX);
+        // A new version reconciles every object again, as a restart onto it would.
+        let swapped = {
+            let this = this.clone();
+            futures::stream::unfold(this.plugin.swaps(), |mut swaps| async move {
+                swaps.changed().await.ok()?;
+                Some(((), swaps))
+            })
+            .map(move |()| this.version_swapped())
+        };
+        let concurrency = u16::try_from(this.settings.concurrency).unwrap_or(u16::MAX);
         let mut controller = Controller::for_stream_with(trigger, reader, reconciled)
             .with_config(Config::default().concurrency(concurrency))
-            .reconcile_all_on(reconcile_all);
+            .reconcile_all_on(futures::stream::select(reconcile_all, swapped));
         for owned in &this.kinds.owns {
             // Only the owner references matter: watch metadata, not whole objects.
             let owned_api = Api::<PartialObjectMeta<DynamicObject>>::all_with(
@@ -279,6 +292,13 @@ impl PluginController {
                 Vec::new(),
             )
             .await;
+    }
+
+    /// A new version of the plugin serves from now on: it gets a fresh start from the circuit
+    /// breaker (a fix must not wait out the cool-down of the version it fixes).
+    fn version_swapped(&self) {
+        tracing::info!(plugin = %self.plugin.name(), "new plugin version; reconciling every object again");
+        self.call_completed();
     }
 
     fn call_completed(&self) {
@@ -375,6 +395,8 @@ async fn reconcile(
             tracing::debug!(?left, "plugin suspended; not reconciled");
             return Err(ReconcileFailure::Suspended(left));
         }
+        // This version serves the whole reconcile, even if a newer one is swapped in meanwhile.
+        let plugin = controller.plugin.current();
         let regarding = Arc::new(reconciled.clone());
         let scope = CallScope::new(
             reconciled,
@@ -385,13 +407,13 @@ async fn reconcile(
                 recorder: &controller.recorder,
                 max_api_calls: controller.settings.max_api_calls,
                 api_calls_refused: controller.counters.api_calls_refused.clone(),
-                payload_bytes: &controller.plugin.limits().payload_bytes,
+                payload_bytes: &plugin.limits().payload_bytes,
                 impersonate: controller.settings.impersonate.as_ref(),
             },
         );
         let object_json = serde_json::to_string(object.as_ref())?;
         let started = std::time::Instant::now();
-        let outcome = controller.plugin.reconcile(scope, object_json).await;
+        let outcome = plugin.reconcile(scope, object_json).await;
         let elapsed = started.elapsed();
         let result = match &outcome {
             Ok(Outcome::Done { .. }) => ReconcileResult::success,

@@ -81,6 +81,8 @@ pub(crate) struct Loaded {
     pub(crate) took: Duration,
     /// Its cache entry, if there is a cache: to keep it when pruning.
     pub(crate) cache_entry: Option<PathBuf>,
+    /// The SHA-256 of the component's bytes, in hex: which version of the plugin this is.
+    pub(crate) sha256: String,
 }
 
 /// Why an entry was not used.
@@ -141,10 +143,9 @@ impl Compiler {
         )
     }
 
-    /// The cache entry of a component with these bytes, if there is a cache.
-    fn entry_for(&self, wasm: &[u8]) -> Option<PathBuf> {
+    /// The cache entry of a component with this SHA-256 (hex), if there is a cache.
+    fn entry_for(&self, digest: &str) -> Option<PathBuf> {
         let dir = self.cache.as_ref()?;
-        let digest = hex(&Sha256::digest(wasm));
         Some(dir.join(format!("{digest}-{}.{ENTRY_EXTENSION}", self.engine_hash)))
     }
 
@@ -157,7 +158,8 @@ impl Compiler {
         file: &Path,
     ) -> wasmtime::Result<Compiled> {
         let started = Instant::now();
-        let entry = self.entry_for(&wasm);
+        let sha256 = sha256_hex(&wasm);
+        let entry = self.entry_for(&sha256);
         if let Some(path) = &entry {
             match read_entry(engine, path).await {
                 Ok(Some(component)) => {
@@ -167,6 +169,7 @@ impl Compiler {
                             from: Provenance::Cache,
                             took: started.elapsed(),
                             cache_entry: entry,
+                            sha256,
                         },
                     });
                 }
@@ -199,6 +202,7 @@ impl Compiler {
                 from: Provenance::Compiled,
                 took: started.elapsed(),
                 cache_entry: entry,
+                sha256,
             },
         })
     }
@@ -402,6 +406,11 @@ pub fn compile_stdin_to_stdout(sandbox: &SandboxConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The SHA-256 of `bytes` in lowercase hex: how the host names a version of a plugin.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex(&Sha256::digest(bytes))
+}
+
 /// Lowercase hex of `bytes`.
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
@@ -453,16 +462,16 @@ mod tests {
             CompileIn::Process,
             Some(dir.path()),
         );
-        let a = compiler.entry_for(b"one");
-        assert_ne!(a, compiler.entry_for(b"two"));
-        assert_eq!(a, compiler.entry_for(b"one"));
+        let a = compiler.entry_for("0ne");
+        assert_ne!(a, compiler.entry_for("tw0"));
+        assert_eq!(a, compiler.entry_for("0ne"));
         let mut config = wasmtime::Config::new();
         config.wasm_component_model(true);
         let other = Engine::new(&config).unwrap_or_else(|e| panic!("{e}"));
         let other = Compiler::new(&other, sandbox, CompileIn::Process, Some(dir.path()));
         assert_ne!(
             a,
-            other.entry_for(b"one"),
+            other.entry_for("0ne"),
             "epoch interruption changes the key"
         );
     }

@@ -10,6 +10,7 @@ mod bindings;
 mod compiled;
 mod imports;
 mod limits;
+mod live;
 mod log;
 mod sandbox;
 mod state;
@@ -24,8 +25,9 @@ use wasmtime::{Store, UpdateDeadline};
 
 use bindings::{ReconcilerPre, types};
 pub use compiled::{CompileIn, compile_stdin_to_stdout};
-pub(crate) use compiled::{Compiler, Loaded, Provenance};
-pub(crate) use limits::PluginLimits;
+pub(crate) use compiled::{Compiler, Loaded, Provenance, sha256_hex};
+pub(crate) use limits::{HostLimits, PluginLimits, Quota, QuotaPermit};
+pub(crate) use live::LivePlugin;
 use log::GuestLog;
 pub(crate) use sandbox::Sandbox;
 pub use sandbox::SandboxConfig;
@@ -139,7 +141,7 @@ fn stderr_suffix(stderr: &str) -> String {
 }
 
 /// What a plugin declared about itself, checked.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Metadata {
     pub(crate) name: Arc<str>,
     pub(crate) reconciles: GroupVersionKind,

@@ -39,7 +39,7 @@ pub(crate) struct ScopeParts<'a> {
     pub(crate) max_api_calls: u32,
     /// Counts the plugin's calls refused for want of allowance.
     pub(crate) api_calls_refused: prometheus_client::metrics::counter::Counter,
-    pub(crate) payload_bytes: &'a Arc<tokio::sync::Semaphore>,
+    pub(crate) payload_bytes: &'a Arc<super::limits::Quota>,
     pub(crate) impersonate: Option<&'a crate::client::Impersonation>,
 }
 
