@@ -7,7 +7,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 
 pub use crate::check::CheckArgs;
+use crate::leader::LeaderElection;
 use crate::manager::Host;
+
+/// The pod's namespace, as the kubelet mounts it with the service account token.
+const IN_CLUSTER_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
 use crate::plugin::{CompileIn, SandboxConfig};
 use crate::recorder::{EventsApi, RecorderConfig};
 
@@ -153,9 +157,69 @@ pub struct RunArgs {
     /// How long shutdown waits for reconciles and queued events, in seconds.
     #[arg(long, default_value_t = 10, value_name = "SECS")]
     pub shutdown_grace_secs: u64,
+
+    /// Take part in leader election on a Lease, so that of several replicas only one
+    /// reconciles; the others load their plugins and wait to take over.
+    #[arg(long, env = "WASM_RECONCILER_LEADER_ELECT")]
+    pub leader_elect: bool,
+
+    /// The Lease's namespace (default: the pod's own, else `default`).
+    #[arg(long, value_name = "NAMESPACE")]
+    pub leader_election_namespace: Option<String>,
+
+    /// The Lease's name.
+    #[arg(long, default_value = "wasm-reconciler", value_name = "NAME")]
+    pub leader_election_id: String,
+
+    /// How long the Lease stays held without a renewal, in seconds.
+    #[arg(long, default_value_t = 15, value_name = "SECS")]
+    pub leader_election_lease_duration_secs: u64,
+
+    /// How long the leader keeps trying to renew before it gives up, in seconds.
+    #[arg(long, default_value_t = 10, value_name = "SECS")]
+    pub leader_election_renew_deadline_secs: u64,
+
+    /// How often candidates try to take the Lease and the leader renews it, in seconds.
+    #[arg(long, default_value_t = 2, value_name = "SECS")]
+    pub leader_election_retry_period_secs: u64,
 }
 
 impl RunArgs {
+    /// The leader election these arguments ask for, if any.
+    ///
+    /// # Errors
+    ///
+    /// Fails unless retry period < renew deadline < lease duration.
+    pub fn leader_election(&self) -> anyhow::Result<Option<LeaderElection>> {
+        if !self.leader_elect {
+            return Ok(None);
+        }
+        let (lease, renew, retry) = (
+            self.leader_election_lease_duration_secs,
+            self.leader_election_renew_deadline_secs,
+            self.leader_election_retry_period_secs,
+        );
+        anyhow::ensure!(
+            0 < retry && retry < renew && renew < lease,
+            "leader election needs retry period < renew deadline < lease duration (got {retry} s, {renew} s, {lease} s)"
+        );
+        let namespace = self
+            .leader_election_namespace
+            .clone()
+            .or_else(|| {
+                std::fs::read_to_string(IN_CLUSTER_NAMESPACE)
+                    .ok()
+                    .map(|namespace| namespace.trim().to_owned())
+                    .filter(|namespace| !namespace.is_empty())
+            })
+            .unwrap_or_else(|| "default".to_owned());
+        let mut election = LeaderElection::new(namespace, &self.leader_election_id);
+        election.lease_duration = Duration::from_secs(lease);
+        election.renew_deadline = Duration::from_secs(renew);
+        election.retry_period = Duration::from_secs(retry);
+        Ok(Some(election))
+    }
+
     /// The host these arguments describe.
     pub fn host(&self) -> Host {
         let sandbox = SandboxConfig::default()

@@ -62,9 +62,11 @@ pub(crate) struct Fleet {
     files: BTreeMap<PathBuf, FileState>,
     controllers: JoinSet<()>,
     tasks: HashMap<tokio::task::Id, Task>,
+    /// Whether controllers run: always without leader election, else once this host leads.
+    leading: bool,
 }
 
-/// One running plugin.
+/// One running plugin: loaded, and reconciling while the host leads.
 struct Running {
     path: PathBuf,
     sha256: String,
@@ -72,7 +74,8 @@ struct Running {
     live: Arc<LivePlugin>,
     limits: PluginLimits,
     stop: CancellationToken,
-    task: AbortHandle,
+    /// Its controller, while the host leads.
+    task: Option<AbortHandle>,
 }
 
 /// A controller task: whose, and whether the fleet asked it to stop.
@@ -123,7 +126,31 @@ impl Fleet {
             files: BTreeMap::new(),
             controllers: JoinSet::new(),
             tasks: HashMap::new(),
+            leading: true,
         }
+    }
+
+    /// Loads and follows plugins without running their controllers until [`Fleet::lead`].
+    pub(crate) fn follower(mut self) -> Self {
+        self.leading = false;
+        self
+    }
+
+    /// This host leads from now on: starts every plugin's controller.
+    pub(crate) fn lead(&mut self) {
+        self.leading = true;
+        let names: Vec<Arc<str>> = self.running.keys().cloned().collect();
+        for name in names {
+            self.spawn_controller(&name);
+        }
+    }
+
+    /// This host no longer leads: aborts every controller at once, running reconciles
+    /// included, since another host may already be reconciling the same objects.
+    pub(crate) fn abort_all(&mut self) {
+        self.leading = false;
+        self.parts.shutdown.cancel();
+        self.controllers.abort_all();
     }
 
     /// How many plugins run.
@@ -360,37 +387,6 @@ impl Fleet {
         let metadata = plugin.metadata().clone();
         let live = LivePlugin::new(Arc::new(plugin));
         let stop = self.parts.shutdown.child_token();
-        let settings = ControllerSettings {
-            max_api_calls: self.parts.max_api_calls,
-            impersonate: self
-                .parts
-                .impersonate_namespace
-                .as_deref()
-                .and_then(|namespace| Impersonation::service_account(namespace, &name)),
-            concurrency: self.parts.sandbox.config.instance_slots(),
-        };
-        self.parts.status.fail(
-            &format!("plugin/{name}/kinds"),
-            Severity::Unready,
-            "resolving its kinds",
-        );
-        let supervisor = supervise(
-            live.clone(),
-            self.parts.client.clone(),
-            self.parts.recorder.clone(),
-            self.parts.metrics.clone(),
-            self.parts.status.clone(),
-            settings,
-            stop.clone(),
-        );
-        let task = self.controllers.spawn(supervisor);
-        self.tasks.insert(
-            task.id(),
-            Task {
-                plugin: name.clone(),
-                stopping: false,
-            },
-        );
         self.set_version(&name, path, &sha256);
         self.parts.status.remove(&file_check(path));
         if added {
@@ -406,7 +402,7 @@ impl Fleet {
             },
         );
         self.running.insert(
-            name,
+            name.clone(),
             Running {
                 path: path.to_owned(),
                 sha256,
@@ -414,9 +410,54 @@ impl Fleet {
                 live,
                 limits,
                 stop,
-                task,
+                task: None,
             },
         );
+        if self.leading {
+            self.spawn_controller(&name);
+        }
+    }
+
+    /// Starts the controller of the running plugin `name`.
+    fn spawn_controller(&mut self, name: &Arc<str>) {
+        let Some(running) = self.running.get_mut(name) else {
+            return;
+        };
+        if running.task.is_some() {
+            return;
+        }
+        let settings = ControllerSettings {
+            max_api_calls: self.parts.max_api_calls,
+            impersonate: self
+                .parts
+                .impersonate_namespace
+                .as_deref()
+                .and_then(|namespace| Impersonation::service_account(namespace, name)),
+            concurrency: self.parts.sandbox.config.instance_slots(),
+        };
+        self.parts.status.fail(
+            &format!("plugin/{name}/kinds"),
+            Severity::Unready,
+            "resolving its kinds",
+        );
+        let supervisor = supervise(
+            running.live.clone(),
+            self.parts.client.clone(),
+            self.parts.recorder.clone(),
+            self.parts.metrics.clone(),
+            self.parts.status.clone(),
+            settings,
+            running.stop.clone(),
+        );
+        let task = self.controllers.spawn(supervisor);
+        self.tasks.insert(
+            task.id(),
+            Task {
+                plugin: name.clone(),
+                stopping: false,
+            },
+        );
+        running.task = Some(task);
     }
 
     /// Puts a new version of a running plugin in place: under its running controller when
@@ -458,20 +499,22 @@ impl Fleet {
 
     /// Asks `name`'s controller to stop: it takes no new reconcile, and is aborted if its
     /// running ones outlast the grace period. Its events are written by the shared recorder.
+    /// Returns the controller's task, if it had one.
     fn stop(&mut self, name: &Arc<str>) -> Option<tokio::task::Id> {
         let running = self.running.remove(name)?;
         running.stop.cancel();
-        let id = running.task.id();
-        if let Some(task) = self.tasks.get_mut(&id) {
+        let id = running.task.as_ref().map(AbortHandle::id);
+        if let Some(task) = id.and_then(|id| self.tasks.get_mut(&id)) {
             task.stopping = true;
         }
-        let grace = self.parts.grace;
-        let task = running.task;
-        tokio::spawn(async move {
-            tokio::time::sleep(grace).await;
-            // A no-op once the controller has ended.
-            task.abort();
-        });
+        if let Some(task) = running.task {
+            let grace = self.parts.grace;
+            tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                // A no-op once the controller has ended.
+                task.abort();
+            });
+        }
         let metrics = &self.parts.metrics;
         metrics.plugin_versions.remove(&VersionLabels {
             plugin: name.to_string(),
@@ -482,7 +525,7 @@ impl Fleet {
         metrics.plugin_upgrade_failed.remove(&labels);
         metrics.plugin.memory_share_bytes.remove(&labels);
         metrics.plugin.slots.remove(&labels);
-        Some(id)
+        id
     }
 
     /// [`Fleet::stop`], then waits until the controller has ended.

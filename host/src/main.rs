@@ -41,7 +41,11 @@ async fn main() -> anyhow::Result<()> {
                     .context("no kubeconfig and not running in a cluster")?,
             };
             let client = kube::Client::try_from(config).context("failed to build the client")?;
-            args.host().run(client, shutdown_signal()).await?;
+            let mut host = args.host();
+            if let Some(election) = args.leader_election()? {
+                host = host.leader_election(election);
+            }
+            host.run(client, shutdown_signal()).await?;
         }
         Command::Compile(args) => compile_stdin_to_stdout(&args.sandbox())?,
         Command::Check(args) => {

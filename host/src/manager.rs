@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::budget::{Budget, BudgetError};
 use crate::fleet::{Fleet, FleetParts};
 use crate::health;
+use crate::leader::{Elector, LeaderElection};
 use crate::metrics::Metrics;
 use crate::plugin::{self, CompileIn, Compiler, Sandbox, SandboxConfig};
 use crate::plugins_dir::{DirWatch, Scanner};
@@ -53,6 +54,13 @@ pub enum HostError {
     /// The memory budget cannot hold the host and its slots.
     #[error(transparent)]
     Budget(#[from] BudgetError),
+    /// Another host took the Lease, or this one could not renew it: it stopped reconciling at
+    /// once, and exits so that it starts again as a candidate.
+    #[error("leadership lost ({why}); stopped reconciling")]
+    LeadershipLost {
+        /// Why.
+        why: String,
+    },
     /// No plugin could be started; each failure was logged.
     #[error("no plugin could be started from {path} ({failed} failed to load; see the log)")]
     NoPlugins {
@@ -79,6 +87,7 @@ pub struct Host {
     cache_dir: Option<PathBuf>,
     compile_in: CompileIn,
     plugins_rescan: Duration,
+    leader_election: Option<LeaderElection>,
 }
 
 impl Host {
@@ -98,6 +107,7 @@ impl Host {
             cache_dir: None,
             compile_in: CompileIn::Process,
             plugins_rescan: PLUGINS_RESCAN,
+            leader_election: None,
         }
     }
 
@@ -122,6 +132,15 @@ impl Host {
     #[must_use]
     pub fn plugins_rescan_interval(mut self, interval: Duration) -> Self {
         self.plugins_rescan = interval.max(Duration::from_millis(100));
+        self
+    }
+
+    /// Take part in leader election: plugins load on every replica (ready to take over), but
+    /// only the one holding the Lease reconciles and writes Events. Without it, the host
+    /// reconciles from the start, as the only replica.
+    #[must_use]
+    pub fn leader_election(mut self, election: LeaderElection) -> Self {
+        self.leader_election = Some(election);
         self
     }
 
@@ -263,6 +282,7 @@ impl Host {
         let (recorder, recorder_task) =
             Recorder::start(client.clone(), self.recorder.clone(), self.metrics.clone());
         let shutdown_token = CancellationToken::new();
+        let election_client = client.clone();
         let mut fleet = Fleet::new(FleetParts {
             sandbox,
             linker,
@@ -277,6 +297,9 @@ impl Host {
             shutdown: shutdown_token.clone(),
             grace: self.shutdown_grace,
         });
+        if self.leader_election.is_some() {
+            fleet = fleet.follower();
+        }
         let changes = fleet.load_changes(&files).await;
         fleet.apply(changes, true).await;
         if fleet.len() == 0 {
@@ -288,7 +311,12 @@ impl Host {
             });
         }
         status.pass("host");
+        let mut election = self
+            .leader_election
+            .clone()
+            .map(|config| Election::start(election_client.clone(), config, &self.metrics));
 
+        let mut lost = None;
         let shutdown = async move {
             shutdown.await;
             shutdown_token.cancel();
@@ -300,6 +328,19 @@ impl Host {
                 biased;
                 () = &mut shutting_down => break,
                 Some(ended) = fleet.next_ended() => fleet.ended(ended),
+                leadership = Election::changed(&mut election) => match leadership {
+                    Leadership::Waiting => {}
+                    Leadership::Leading => {
+                        tracing::info!("leading: starting the controllers");
+                        fleet.lead();
+                    }
+                    Leadership::Lost(why) => {
+                        tracing::error!(%why, "leadership lost; stopping every reconcile at once and exiting");
+                        fleet.abort_all();
+                        lost = Some(why);
+                        break;
+                    }
+                },
                 () = dir_watch.changed() => {
                     let scanned = tokio::task::spawn_blocking(move || {
                         let files = scanner.scan();
@@ -332,9 +373,22 @@ impl Host {
         }
         // Not ready while draining (no new traffic is routed here), but still live.
         status.fail("host", Severity::Unready, "shutting down");
+        if let Some(why) = lost {
+            drop(fleet);
+            // What was recorded is true whoever leads now: write what fits in a moment.
+            recorder_task.flush(Duration::from_secs(1)).await;
+            let _ = stop_serving.send(true);
+            while servers.join_next().await.is_some() {}
+            return Err(HostError::LeadershipLost { why });
+        }
         tracing::info!(grace = ?self.shutdown_grace, "shutting down");
         fleet.shut_down().await;
         recorder_task.flush(self.shutdown_grace).await;
+        if let Some(election) = election {
+            // Only once nothing of this host reconciles any more: the next leader starts at
+            // its next try instead of after the lease duration.
+            election.release(election_client).await;
+        }
         let _ = stop_serving.send(true);
         while servers.join_next().await.is_some() {}
         Ok(())
@@ -356,6 +410,63 @@ impl Host {
             listeners.push(listener);
         }
         Ok(listeners)
+    }
+}
+
+/// Where this host stands in the election.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Leadership {
+    Waiting,
+    Leading,
+    Lost(String),
+}
+
+/// The election running beside the host: takes the Lease, then holds it until it is lost.
+struct Election {
+    config: LeaderElection,
+    state: watch::Receiver<Leadership>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Election {
+    fn start(client: kube::Client, config: LeaderElection, metrics: &Arc<Metrics>) -> Self {
+        let (sender, state) = watch::channel(Leadership::Waiting);
+        let mut elector = Elector::new(client, config.clone());
+        let metrics = metrics.clone();
+        metrics.leading(&config.name, false);
+        tracing::info!(lease = %config.name, namespace = %config.namespace, identity = %config.identity, "waiting to lead");
+        let task = tokio::spawn(async move {
+            elector.acquire().await;
+            let name = elector.config().name.clone();
+            tracing::info!(lease = %name, "this host leads");
+            metrics.leading(&name, true);
+            let _ = sender.send(Leadership::Leading);
+            let why = elector.hold().await;
+            metrics.leading(&name, false);
+            let _ = sender.send(Leadership::Lost(why));
+        });
+        Self {
+            config,
+            state,
+            task,
+        }
+    }
+
+    /// The next change of leadership; never, without an election.
+    async fn changed(election: &mut Option<Election>) -> Leadership {
+        let Some(election) = election else {
+            return std::future::pending().await;
+        };
+        if election.state.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+        election.state.borrow_and_update().clone()
+    }
+
+    /// Stops taking part, and gives the Lease up if this host holds it.
+    async fn release(self, client: kube::Client) {
+        self.task.abort();
+        Elector::new(client, self.config).release().await;
     }
 }
 

@@ -81,6 +81,7 @@ struct CacheLabels {
 #[derive(Debug)]
 pub struct Metrics {
     registry: Registry,
+    leader: Family<LeaderLabels, Gauge>,
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_seconds: Family<PluginLabels, Histogram>,
     plugins_loaded: Gauge,
@@ -134,6 +135,11 @@ pub(crate) enum PluginChange {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
 struct ChangeLabels {
     change: PluginChange,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, EncodeLabelSet)]
+struct LeaderLabels {
+    name: String,
 }
 
 /// Labels of the running version of a plugin.
@@ -190,7 +196,15 @@ pub(crate) struct LimitLabels {
 impl Metrics {
     /// A fresh registry with every metric registered.
     pub fn new() -> Arc<Self> {
-        let mut registry = Registry::with_prefix("wasm_reconciler");
+        let mut root = Registry::default();
+        // controller-runtime's name and label, so that its dashboards and alerts work.
+        let leader = Family::<LeaderLabels, Gauge>::default();
+        root.register(
+            "leader_election_master_status",
+            "Whether this host leads (1) or not (0), by Lease name",
+            leader.clone(),
+        );
+        let registry = root.sub_registry_with_prefix("wasm_reconciler");
         let reconciles = Family::<ReconcileLabels, Counter>::default();
         registry.register(
             "reconciles",
@@ -318,7 +332,8 @@ impl Metrics {
             plugin.slots.clone(),
         );
         Arc::new(Self {
-            registry,
+            registry: root,
+            leader,
             reconciles,
             reconcile_seconds,
             plugins_loaded,
@@ -373,6 +388,15 @@ impl Metrics {
         self.plugin_components
             .get_or_create(&ComponentLabels { from })
             .inc();
+    }
+
+    /// Whether this host leads on the Lease `name`.
+    pub(crate) fn leading(&self, name: &str, leading: bool) {
+        self.leader
+            .get_or_create(&LeaderLabels {
+                name: name.to_owned(),
+            })
+            .set(i64::from(leading));
     }
 
     /// Counts one change of the plugins directory.

@@ -20,7 +20,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use serde_json::json;
 use tempfile::TempDir;
 use testenv::TestEnv;
-use wasm_reconciler::Host;
+use wasm_reconciler::{Host, LeaderElection};
 
 use crate::util::{
     MYRESOURCE, RunningHost, built_plugin, controlled_deployment, demo_my_resource, dynamic_api,
@@ -332,9 +332,25 @@ async fn the_deployed_service_account_is_enough_to_run_the_example() {
         kube::Client::try_from(env.config_for_token(&installed.token)).expect("token client");
 
     let plugins = projected_plugins(&admin).await;
-    let host = RunningHost::start(Host::new(plugins.path()), host_client);
+    // With leader election, as the Deployment runs it (`--leader-elect`, the pod's namespace).
+    let host = RunningHost::start(
+        Host::new(plugins.path())
+            .leader_election(LeaderElection::new(NAMESPACE, "wasm-reconciler")),
+        host_client,
+    );
     let uid = create_demo(&admin, "team-a").await;
     assert_example_converges(&admin, "team-a", &uid).await;
+    let lease = Api::<Lease>::namespaced(admin.clone(), NAMESPACE)
+        .get("wasm-reconciler")
+        .await
+        .expect("the host took its Lease");
+    assert!(
+        lease
+            .spec
+            .and_then(|spec| spec.holder_identity)
+            .is_some_and(|holder| !holder.is_empty()),
+        "the Lease has a holder"
+    );
     // As docs/operations.md shows it.
     let events = kubectl(
         &env,
@@ -462,6 +478,20 @@ async fn the_deployed_service_account_may_do_nothing_else() {
         .create(&PostParams::default(), &lease(NAMESPACE))
         .await
         .expect("a lease in the host's namespace is allowed");
+    Api::<Lease>::namespaced(admin.clone(), NAMESPACE)
+        .create(&PostParams::default(), &{
+            let mut other = lease(NAMESPACE);
+            other.metadata.name = Some("someone-elses".to_owned());
+            other
+        })
+        .await
+        .expect("admin creates another lease");
+    assert_forbidden(
+        "read another lease in the host's namespace",
+        Api::<Lease>::namespaced(host_client.clone(), NAMESPACE)
+            .get("someone-elses")
+            .await,
+    );
     assert_forbidden(
         "create a lease in another namespace",
         Api::<Lease>::namespaced(host_client.clone(), "team-a")

@@ -11,10 +11,12 @@
 //! - `resilience`: an API server outage, a CRD that arrives after the host.
 //! - `lifecycle`: loading plugins: the compile cache, compiling in a child process.
 //! - `reload`: plugins added, upgraded and removed while the host runs.
+//! - `leader`: leader election between real host processes.
 
 mod deploy;
 mod hostile;
 mod isolation;
+mod leader;
 mod lifecycle;
 mod recorder;
 mod reload;
