@@ -10,11 +10,14 @@
 //! - `hostile`: hostile plugins through the real host on a control plane, beside the example.
 //! - `resilience`: an API server outage, a CRD that arrives after the host.
 //! - `lifecycle`: loading plugins: the compile cache, compiling in a child process.
+//! - `offline`: `wasm-reconciler reconcile`, one reconcile without a cluster, against golden
+//!   files.
 
 mod deploy;
 mod hostile;
 mod isolation;
 mod lifecycle;
+mod offline;
 mod recorder;
 mod resilience;
 mod util;
