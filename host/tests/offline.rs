@@ -15,6 +15,11 @@ use crate::util::{MYRESOURCE_CRD, built_plugin};
 
 /// Set to write the actual outputs into the golden files instead of comparing.
 const BLESS: &str = "WASM_RECONCILER_BLESS";
+/// The example's MyResource, as the guide runs it.
+const SAMPLE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../plugins/myresource/manifests/sample.yaml"
+);
 
 fn golden_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/reconcile")
@@ -83,10 +88,10 @@ fn assert_refused(args: &[&str], reason: &str) {
 
 #[test]
 fn a_valid_my_resource_gets_its_deployment_a_created_event_and_its_status() {
-    assert_golden("demo.out.yaml", &["-f", MYRESOURCE_CRD, "-f", "demo.yaml"]);
+    assert_golden("demo.out.yaml", &["-f", MYRESOURCE_CRD, "-f", SAMPLE]);
     assert_golden(
         "demo.out.json",
-        &["-f", MYRESOURCE_CRD, "-f", "demo.yaml", "--output", "json"],
+        &["-f", MYRESOURCE_CRD, "-f", SAMPLE, "--output", "json"],
     );
 }
 
@@ -124,11 +129,11 @@ fn files_without_an_object_of_the_reconciled_kind_are_refused() {
 #[test]
 fn a_missing_file_or_an_invalid_plugin_is_refused() {
     assert_refused(&["-f", "missing.yaml"], "Error: cannot read missing.yaml");
-    let output = reconcile(&["--plugin", "demo.yaml", "-f", "demo.yaml"]);
+    let output = reconcile(&["--plugin", "update.yaml", "-f", SAMPLE]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
         text(&output.stderr)
-            .contains("Error: demo.yaml could not be compiled as a WebAssembly component"),
+            .contains("Error: update.yaml could not be compiled as a WebAssembly component"),
         "{}",
         text(&output.stderr)
     );
@@ -197,5 +202,26 @@ fn events_are_reported_as_the_host_writes_them() {
     assert!(
         refused.contains("events: []\nrefusedEvents: 3\n"),
         "{refused}"
+    );
+}
+
+#[test]
+fn the_guide_shows_the_output_of_the_valid_my_resource() {
+    let guide = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/writing-a-plugin.md"
+    ))
+    .expect("read the guide");
+    let command = "    -f plugins/myresource/manifests/crd.yaml -f plugins/myresource/manifests/sample.yaml\n";
+    let shown = guide
+        .split_once(command)
+        .and_then(|(_, rest)| rest.split_once("```\n"))
+        .map(|(output, _)| output)
+        .expect("the guide runs `reconcile` on the example's sample");
+    let golden =
+        std::fs::read_to_string(golden_dir().join("demo.out.yaml")).expect("read the golden file");
+    assert_eq!(
+        shown, golden,
+        "update the guide's example from demo.out.yaml"
     );
 }

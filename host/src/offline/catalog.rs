@@ -8,8 +8,10 @@ use super::manifests::Manifest;
 use crate::kinds::{DeclaredKinds, ResolvedKind};
 use crate::plugin::Metadata;
 
-/// Built-in kinds by group and kind: their plural and whether they are namespaced. Scope does
-/// not change between versions, so any version of these resolves.
+/// Built-in object kinds of Kubernetes (1.34) by group and kind: their plural and whether they
+/// are namespaced. Scope does not change between versions, so any version of these resolves.
+/// One kind a line, so that the table reads as one.
+#[rustfmt::skip]
 const BUILT_IN: &[(&str, &str, &str, bool)] = &[
     ("", "Binding", "bindings", true),
     ("", "ConfigMap", "configmaps", true),
@@ -27,107 +29,51 @@ const BUILT_IN: &[(&str, &str, &str, bool)] = &[
     ("", "Secret", "secrets", true),
     ("", "Service", "services", true),
     ("", "ServiceAccount", "serviceaccounts", true),
-    (
-        "admissionregistration.k8s.io",
-        "MutatingWebhookConfiguration",
-        "mutatingwebhookconfigurations",
-        false,
-    ),
-    (
-        "admissionregistration.k8s.io",
-        "ValidatingAdmissionPolicy",
-        "validatingadmissionpolicies",
-        false,
-    ),
-    (
-        "admissionregistration.k8s.io",
-        "ValidatingAdmissionPolicyBinding",
-        "validatingadmissionpolicybindings",
-        false,
-    ),
-    (
-        "admissionregistration.k8s.io",
-        "ValidatingWebhookConfiguration",
-        "validatingwebhookconfigurations",
-        false,
-    ),
-    (
-        "apiextensions.k8s.io",
-        "CustomResourceDefinition",
-        "customresourcedefinitions",
-        false,
-    ),
+    ("admissionregistration.k8s.io", "MutatingAdmissionPolicy", "mutatingadmissionpolicies", false),
+    ("admissionregistration.k8s.io", "MutatingAdmissionPolicyBinding", "mutatingadmissionpolicybindings", false),
+    ("admissionregistration.k8s.io", "MutatingWebhookConfiguration", "mutatingwebhookconfigurations", false),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy", "validatingadmissionpolicies", false),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding", "validatingadmissionpolicybindings", false),
+    ("admissionregistration.k8s.io", "ValidatingWebhookConfiguration", "validatingwebhookconfigurations", false),
+    ("apiextensions.k8s.io", "CustomResourceDefinition", "customresourcedefinitions", false),
+    ("apiregistration.k8s.io", "APIService", "apiservices", false),
     ("apps", "ControllerRevision", "controllerrevisions", true),
     ("apps", "DaemonSet", "daemonsets", true),
     ("apps", "Deployment", "deployments", true),
     ("apps", "ReplicaSet", "replicasets", true),
     ("apps", "StatefulSet", "statefulsets", true),
-    (
-        "autoscaling",
-        "HorizontalPodAutoscaler",
-        "horizontalpodautoscalers",
-        true,
-    ),
+    ("autoscaling", "HorizontalPodAutoscaler", "horizontalpodautoscalers", true),
     ("batch", "CronJob", "cronjobs", true),
     ("batch", "Job", "jobs", true),
-    (
-        "certificates.k8s.io",
-        "CertificateSigningRequest",
-        "certificatesigningrequests",
-        false,
-    ),
+    ("certificates.k8s.io", "CertificateSigningRequest", "certificatesigningrequests", false),
     ("coordination.k8s.io", "Lease", "leases", true),
+    ("coordination.k8s.io", "LeaseCandidate", "leasecandidates", true),
     ("discovery.k8s.io", "EndpointSlice", "endpointslices", true),
     ("events.k8s.io", "Event", "events", true),
+    ("flowcontrol.apiserver.k8s.io", "FlowSchema", "flowschemas", false),
+    ("flowcontrol.apiserver.k8s.io", "PriorityLevelConfiguration", "prioritylevelconfigurations", false),
+    ("networking.k8s.io", "IPAddress", "ipaddresses", false),
     ("networking.k8s.io", "Ingress", "ingresses", true),
     ("networking.k8s.io", "IngressClass", "ingressclasses", false),
-    (
-        "networking.k8s.io",
-        "NetworkPolicy",
-        "networkpolicies",
-        true,
-    ),
+    ("networking.k8s.io", "NetworkPolicy", "networkpolicies", true),
+    ("networking.k8s.io", "ServiceCIDR", "servicecidrs", false),
     ("node.k8s.io", "RuntimeClass", "runtimeclasses", false),
-    (
-        "policy",
-        "PodDisruptionBudget",
-        "poddisruptionbudgets",
-        true,
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "ClusterRole",
-        "clusterroles",
-        false,
-    ),
-    (
-        "rbac.authorization.k8s.io",
-        "ClusterRoleBinding",
-        "clusterrolebindings",
-        false,
-    ),
+    ("policy", "PodDisruptionBudget", "poddisruptionbudgets", true),
+    ("rbac.authorization.k8s.io", "ClusterRole", "clusterroles", false),
+    ("rbac.authorization.k8s.io", "ClusterRoleBinding", "clusterrolebindings", false),
     ("rbac.authorization.k8s.io", "Role", "roles", true),
-    (
-        "rbac.authorization.k8s.io",
-        "RoleBinding",
-        "rolebindings",
-        true,
-    ),
-    (
-        "scheduling.k8s.io",
-        "PriorityClass",
-        "priorityclasses",
-        false,
-    ),
+    ("rbac.authorization.k8s.io", "RoleBinding", "rolebindings", true),
+    ("resource.k8s.io", "DeviceClass", "deviceclasses", false),
+    ("resource.k8s.io", "ResourceClaim", "resourceclaims", true),
+    ("resource.k8s.io", "ResourceClaimTemplate", "resourceclaimtemplates", true),
+    ("resource.k8s.io", "ResourceSlice", "resourceslices", false),
+    ("scheduling.k8s.io", "PriorityClass", "priorityclasses", false),
     ("storage.k8s.io", "CSIDriver", "csidrivers", false),
     ("storage.k8s.io", "CSINode", "csinodes", false),
+    ("storage.k8s.io", "CSIStorageCapacity", "csistoragecapacities", true),
     ("storage.k8s.io", "StorageClass", "storageclasses", false),
-    (
-        "storage.k8s.io",
-        "VolumeAttachment",
-        "volumeattachments",
-        false,
-    ),
+    ("storage.k8s.io", "VolumeAttachment", "volumeattachments", false),
+    ("storage.k8s.io", "VolumeAttributesClass", "volumeattributesclasses", false),
 ];
 
 /// How a kind's plural and scope were found.
