@@ -108,7 +108,7 @@ pub enum OfflineError {
     /// A kind could not be resolved offline.
     #[error(transparent)]
     Kind(#[from] CatalogError),
-    /// Two objects in the files are the same object.
+    /// An object in the files cannot be stored or reconciled as it is (given twice, say).
     #[error("{at}: {reason}")]
     Object {
         /// Where the object is.
