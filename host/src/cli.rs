@@ -9,11 +9,12 @@ use clap::{Parser, Subcommand};
 pub use crate::check::CheckArgs;
 use crate::leader::LeaderElection;
 use crate::manager::Host;
+pub use crate::offline::ReconcileArgs;
+use crate::plugin::{CompileIn, SandboxConfig};
+use crate::recorder::{EventsApi, RecorderConfig};
 
 /// The pod's namespace, as the kubelet mounts it with the service account token.
 const IN_CLUSTER_NAMESPACE: &str = "/var/run/secrets/kubernetes.io/serviceaccount/namespace";
-use crate::plugin::{CompileIn, SandboxConfig};
-use crate::recorder::{EventsApi, RecorderConfig};
 
 /// Runs Kubernetes reconcilers written as WebAssembly components.
 #[derive(Debug, Parser)]
@@ -32,6 +33,10 @@ pub enum Command {
     /// Load plugins offline (no cluster) and print their contract, what they declare and
     /// the permissions the host needs for them; exit 1 if one is invalid.
     Check(CheckArgs),
+    /// Run one reconcile offline (no cluster), against an API server in memory seeded from
+    /// files, and print what the plugin did: Events, applied objects, status patches, reads
+    /// and the outcome. Exit 1 only if the reconcile could not run.
+    Reconcile(ReconcileArgs),
     /// Compile a component read on stdin for `run`, writing the artifact to stdout (`run`
     /// starts this itself, once per plugin to compile).
     #[command(hide = true)]

@@ -14,6 +14,9 @@
 //!    mapping from a plugin result to requeue / backoff / wait.
 //! 5. `client` and `recorder`: what a plugin may do while reconciling: scoped reads and
 //!    writes, and Kubernetes Events about the reconciled object.
+//!
+//! Beside them, `check` and `offline` run plugins without a cluster: the first describes
+//! them, the second runs one reconcile against an API server in memory.
 
 #[doc(hidden)]
 pub mod bench;
@@ -29,6 +32,7 @@ mod leader;
 mod manager;
 mod metrics;
 mod object;
+mod offline;
 mod plugin;
 mod plugins_dir;
 mod recorder;
@@ -36,9 +40,12 @@ mod status;
 
 pub use budget::BudgetError;
 pub use check::check;
-pub use cli::{CheckArgs, Cli, Command, CompileArgs, RunArgs};
+pub use cli::{CheckArgs, Cli, Command, CompileArgs, ReconcileArgs, RunArgs};
 pub use leader::LeaderElection;
 pub use manager::{Host, HostError};
 pub use metrics::Metrics;
+pub use offline::{
+    CatalogError, ManifestError, OfflineError, OutputFormat, RenderError, reconcile,
+};
 pub use plugin::{CallError, CompileIn, LoadError, SandboxConfig, compile_stdin_to_stdout};
 pub use recorder::{EventsApi, RecorderConfig};

@@ -4,7 +4,7 @@ use anyhow::Context as _;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
-use wasm_reconciler::{Cli, Command, check, compile_stdin_to_stdout};
+use wasm_reconciler::{Cli, Command, check, compile_stdin_to_stdout, reconcile};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -53,6 +53,7 @@ async fn main() -> anyhow::Result<()> {
                 anyhow::bail!("some plugins are invalid");
             }
         }
+        Command::Reconcile(args) => print!("{}", reconcile(&args).await?),
     }
     Ok(())
 }

@@ -12,12 +12,15 @@
 //! - `lifecycle`: loading plugins: the compile cache, compiling in a child process.
 //! - `reload`: plugins added, upgraded and removed while the host runs.
 //! - `leader`: leader election between real host processes.
+//! - `offline`: `wasm-reconciler reconcile`, one reconcile without a cluster, against golden
+//!   files.
 
 mod deploy;
 mod hostile;
 mod isolation;
 mod leader;
 mod lifecycle;
+mod offline;
 mod recorder;
 mod reload;
 mod resilience;
