@@ -98,25 +98,13 @@ pub struct RunArgs {
     #[arg(long, env = "WASM_RECONCILER_MEMORY_BUDGET_MIB", value_name = "MIB")]
     pub memory_budget_mib: Option<u64>,
 
-    /// Linear memory limit of one plugin instance, in MiB.
-    #[arg(long, default_value_t = 64, value_name = "MIB")]
-    pub memory_limit_mib: usize,
-
-    /// Guest CPU time allowed per call, in milliseconds.
-    #[arg(long, default_value_t = 2000, value_name = "MS")]
-    pub cpu_limit_ms: u64,
-
-    /// Wall-clock time allowed per call (host imports and time blocked included), in seconds.
-    #[arg(long, default_value_t = 30, value_name = "SECS")]
-    pub call_timeout_secs: u64,
+    /// The limits of each plugin call.
+    #[command(flatten)]
+    pub limits: CallLimitArgs,
 
     /// Wall-clock time allowed for a plugin's `metadata` call at load, in seconds.
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub metadata_timeout_secs: u64,
-
-    /// API calls one reconcile may make; more fail with `api(429, ...)`.
-    #[arg(long, default_value_t = 256, value_name = "N")]
-    pub max_api_calls: u32,
 
     /// Make each plugin's API calls as the ServiceAccount named like the plugin in this
     /// namespace, so that the API server enforces per-plugin RBAC too.
@@ -189,6 +177,37 @@ pub struct RunArgs {
     pub leader_election_retry_period_secs: u64,
 }
 
+/// The limits of one plugin call, the same for `run` and `reconcile`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CallLimitArgs {
+    /// Linear memory limit of one plugin instance, in MiB.
+    #[arg(long, default_value_t = 64, value_name = "MIB")]
+    pub memory_limit_mib: usize,
+
+    /// Guest CPU time allowed per call, in milliseconds.
+    #[arg(long, default_value_t = 2000, value_name = "MS")]
+    pub cpu_limit_ms: u64,
+
+    /// Wall-clock time allowed per call (host imports and time blocked included), in seconds.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub call_timeout_secs: u64,
+
+    /// API calls one reconcile may make; more fail with `api(429, ...)`.
+    #[arg(long, default_value_t = crate::manager::DEFAULT_MAX_API_CALLS, value_name = "N")]
+    pub max_api_calls: u32,
+}
+
+impl CallLimitArgs {
+    /// A sandbox with these limits and `max_instances` slots.
+    pub fn sandbox(&self, max_instances: u32) -> SandboxConfig {
+        SandboxConfig::default()
+            .max_instances(max_instances)
+            .memory_limit(self.memory_limit_mib.saturating_mul(1 << 20))
+            .cpu_limit(Duration::from_millis(self.cpu_limit_ms))
+            .call_timeout(Duration::from_secs(self.call_timeout_secs))
+    }
+}
+
 impl RunArgs {
     /// The leader election these arguments ask for, if any.
     ///
@@ -227,15 +246,13 @@ impl RunArgs {
 
     /// The host these arguments describe.
     pub fn host(&self) -> Host {
-        let sandbox = SandboxConfig::default()
-            .max_instances(self.max_instances)
-            .memory_limit(self.memory_limit_mib.saturating_mul(1 << 20))
-            .cpu_limit(Duration::from_millis(self.cpu_limit_ms))
-            .call_timeout(Duration::from_secs(self.call_timeout_secs))
+        let sandbox = self
+            .limits
+            .sandbox(self.max_instances)
             .metadata_timeout(Duration::from_secs(self.metadata_timeout_secs));
         let mut host = Host::new(&self.plugins)
             .sandbox(sandbox)
-            .max_api_calls(self.max_api_calls)
+            .max_api_calls(self.limits.max_api_calls)
             .recorder(
                 RecorderConfig::default()
                     .queue_capacity(self.event_queue)
@@ -306,7 +323,7 @@ mod tests {
             panic!("run --plugins did not parse: {parsed:?}");
         };
         assert_eq!(args.plugins, PathBuf::from("/plugins"));
-        assert_eq!(args.memory_limit_mib, 64);
+        assert_eq!(args.limits.memory_limit_mib, 64);
         assert_eq!(args.events_api, EventsApi::EventsV1);
     }
 

@@ -40,7 +40,7 @@ mod status;
 
 pub use budget::BudgetError;
 pub use check::check;
-pub use cli::{CheckArgs, Cli, Command, CompileArgs, ReconcileArgs, RunArgs};
+pub use cli::{CallLimitArgs, CheckArgs, Cli, Command, CompileArgs, ReconcileArgs, RunArgs};
 pub use leader::LeaderElection;
 pub use manager::{Host, HostError};
 pub use metrics::Metrics;

@@ -47,3 +47,18 @@ impl ReconciledObject {
         })
     }
 }
+
+#[cfg(test)]
+impl ReconciledObject {
+    /// The ConfigMap `default/c` with uid `u`: an object for tests to record Events about.
+    pub(crate) fn test_config_map() -> Self {
+        Self {
+            api_version: "v1".into(),
+            kind: "ConfigMap".into(),
+            namespace: Some("default".into()),
+            name: "c".into(),
+            uid: "u".into(),
+            resource_version: None,
+        }
+    }
+}

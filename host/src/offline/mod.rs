@@ -25,6 +25,7 @@ use kube::api::DynamicObject;
 use tracing::Instrument as _;
 
 use crate::budget::PluginShare;
+use crate::cli::CallLimitArgs;
 use crate::kinds::ResolvedKind;
 use crate::object::ReconciledObject;
 use crate::plugin::{
@@ -65,30 +66,14 @@ pub struct ReconcileArgs {
     #[arg(short, long, value_enum, default_value_t = OutputFormat::Yaml)]
     pub output: OutputFormat,
 
-    /// Linear memory limit of the plugin instance, in MiB (as `run`).
-    #[arg(long, default_value_t = 64, value_name = "MIB")]
-    pub memory_limit_mib: usize,
-
-    /// Guest CPU time allowed for the call, in milliseconds (as `run`).
-    #[arg(long, default_value_t = 2000, value_name = "MS")]
-    pub cpu_limit_ms: u64,
-
-    /// Wall-clock time allowed for the call, in seconds (as `run`).
-    #[arg(long, default_value_t = 30, value_name = "SECS")]
-    pub call_timeout_secs: u64,
-
-    /// API calls the reconcile may make (as `run`).
-    #[arg(long, default_value_t = crate::manager::DEFAULT_MAX_API_CALLS, value_name = "N")]
-    pub max_api_calls: u32,
+    /// The call's limits, as `run` sets them.
+    #[command(flatten)]
+    pub limits: CallLimitArgs,
 }
 
 impl ReconcileArgs {
     fn sandbox(&self) -> SandboxConfig {
-        SandboxConfig::default()
-            .max_instances(1)
-            .memory_limit(self.memory_limit_mib.saturating_mul(1 << 20))
-            .cpu_limit(Duration::from_millis(self.cpu_limit_ms))
-            .call_timeout(Duration::from_secs(self.call_timeout_secs))
+        self.limits.sandbox(1)
     }
 }
 
@@ -254,7 +239,7 @@ pub async fn reconcile(args: &ReconcileArgs) -> Result<String, OfflineError> {
                 kinds: &kinds,
                 client: &client,
                 recorder: &recorder,
-                max_api_calls: args.max_api_calls,
+                max_api_calls: args.limits.max_api_calls,
                 api_calls_refused: Default::default(),
                 payload_bytes: &plugin.limits().payload_bytes,
                 impersonate: None,
@@ -308,14 +293,7 @@ mod tests {
             metrics.clone(),
         );
         let plugin: Arc<str> = Arc::from("p");
-        let object = Arc::new(ReconciledObject {
-            api_version: "v1".into(),
-            kind: "ConfigMap".into(),
-            namespace: Some("default".into()),
-            name: "c".into(),
-            uid: "u".into(),
-            resource_version: None,
-        });
+        let object = Arc::new(ReconciledObject::test_config_map());
         for (reason, message) in [
             ("First", "one"),
             ("Second", "two"),

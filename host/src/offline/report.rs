@@ -254,14 +254,7 @@ mod tests {
     use super::*;
 
     fn object() -> ReconciledObject {
-        ReconciledObject {
-            api_version: "v1".into(),
-            kind: "ConfigMap".into(),
-            namespace: Some("default".into()),
-            name: "c".into(),
-            uid: "u".into(),
-            resource_version: None,
-        }
+        ReconciledObject::test_config_map()
     }
 
     #[test]

@@ -520,14 +520,7 @@ mod tests {
 
     async fn record(recorder: &Recorder, reason: &str) {
         let plugin: Arc<str> = Arc::from("p");
-        let object = Arc::new(ReconciledObject {
-            api_version: "v1".into(),
-            kind: "ConfigMap".into(),
-            namespace: Some("default".into()),
-            name: "c".into(),
-            uid: "u".into(),
-            resource_version: None,
-        });
+        let object = Arc::new(ReconciledObject::test_config_map());
         let recorded = recorder
             .record(
                 &plugin,
