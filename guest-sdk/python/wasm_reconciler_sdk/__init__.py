@@ -16,8 +16,9 @@ A plugin is a :class:`Reconciler` subclass, exported under the name ``WitWorld``
 
     WitWorld = export(Hello)
 
-Build it with ``python3 guest-sdk/python/build.py`` (componentize-py, pinned in
-``requirements.txt``) and put the ``.wasm`` file in the host's plugins directory.
+Build it with ``python3 guest-sdk/python/build.py build --out DIR PLUGIN_DIR``
+(componentize-py, pinned in ``requirements.txt``) and put the ``.wasm`` file in the host's
+plugins directory. Import what the plugin uses at the top of its module: see :func:`export`.
 
 Reading guide:
 

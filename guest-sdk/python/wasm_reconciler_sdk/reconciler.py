@@ -81,6 +81,16 @@ def export(reconciler: type[Reconciler]) -> type:
     its kind; any other exception traps the instance, as a panic does in Rust, and its
     traceback goes to the host's log.
 
+    componentize-py imports the module while it builds the component and keeps what the
+    import made (a snapshot); each reconcile starts from that snapshot. Two consequences:
+
+    - Import every module you need at the top of the module. The host gives plugins no
+      files, so a module imported for the first time during a reconcile fails with
+      ``ModuleNotFoundError``; one imported at the top is already in the snapshot.
+    - Nothing a reconcile changes survives it: each call starts from the same snapshot.
+
+    ``print()`` works but its output is discarded; write to ``ctx.log`` instead.
+
     Outside a component (tests, a plain ``import``) the bindings do not exist; the returned
     class then raises :class:`RuntimeError` when called: use the test kit instead.
     """
