@@ -43,9 +43,7 @@ WORLD = "reconciler"
 
 
 def main(argv: list[str]) -> int:
-    parser = argparse.ArgumentParser(
-        prog="build.py", description=__doc__.split("\n\n")[0].strip()
-    )
+    parser = argparse.ArgumentParser(prog="build.py", description=__doc__.split("\n\n")[0].strip())
     parser.add_argument(
         "--venv",
         type=Path,

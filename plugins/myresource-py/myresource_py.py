@@ -64,7 +64,7 @@ class MyResourceReconciler(Reconciler):
 
         try:
             spec = Spec.from_object(request.object)
-        except InvalidSpec as invalid:
+        except SpecError as invalid:
             problem = str(invalid)
             # A change to the Deployment requeues this object too: say it once per spec.
             if not already_reported(request, generation, problem):
@@ -109,7 +109,7 @@ class MyResourceReconciler(Reconciler):
         return Response.await_change()
 
 
-class InvalidSpec(ValueError):
+class SpecError(ValueError):
     """What is wrong with a spec, every problem found, e.g. ``"spec.image is empty;
     spec.replicas must not be negative, got -1"``."""
 
@@ -127,11 +127,11 @@ class Spec:
     def from_object(cls, obj: dict[str, Any]) -> Spec:
         """Reads and checks the ``spec`` of a ``PyResource``.
 
-        :raises InvalidSpec: naming every problem found.
+        :raises SpecError: naming every problem found.
         """
         spec = obj.get("spec")
         if spec is None:
-            raise InvalidSpec("spec is missing")
+            raise SpecError("spec is missing")
         if not isinstance(spec, dict):
             spec = {}
         problems = []
@@ -155,7 +155,7 @@ class Spec:
             problems.append(f"spec.replicas must fit in an int32, got {replicas}")
 
         if problems:
-            raise InvalidSpec("; ".join(problems))
+            raise SpecError("; ".join(problems))
         return cls(image, replicas)
 
 

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 import wasm_reconciler_sdk
 from wasm_reconciler_sdk import (
     ApiError,
@@ -80,18 +79,20 @@ class Everything(Reconciler):
         ctx.recorder.event(EventType.Normal, spec.get("reason", "Seen"), "seen")
         ctx.recorder.annotated_eventf({"example.com/n": "1"}, "Warning", "Annotated", "n=%d", 1)
         config = ctx.client.get(Gvk("", "v1", "ConfigMap"), "settings")
-        stored = ctx.client.apply({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}})
+        stored = ctx.client.apply(
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}
+        )
         ctx.client.patch_status({"config": config, "stored": stored["metadata"]["name"]})
         if spec.get("fail"):
             raise TerminalError("told to fail")
         return Response.requeue_after(1.5)
 
 
-def install_fakes(monkeypatch, Err, client, event_recorder, log, calls, error=None):
+def install_fakes(monkeypatch, err_type, client, event_recorder, log, calls, error=None):
     def record(name, *args):
         calls.append((name, *args))
         if error and error[0] == name:
-            raise Err(error[1])
+            raise err_type(error[1])
 
     monkeypatch.setattr(log, "log", lambda level, message: record("log", level, message))
     monkeypatch.setattr(event_recorder, "event", lambda *args: record("event", *args))
@@ -177,7 +178,9 @@ def test_errors_become_the_wit_reconcile_error_of_their_kind(bindings, monkeypat
         ("event", "EventError_NoObject()", NoObjectError, False),
     ],
 )
-def test_import_errors_become_sdk_errors(bindings, monkeypatch, import_name, wit_error, sdk_error, transient):
+def test_import_errors_become_sdk_errors(
+    bindings, monkeypatch, import_name, wit_error, sdk_error, transient
+):
     cpt, client, event_recorder, log, types = bindings
     module = client if wit_error.startswith("Client") else event_recorder
     error_value = eval(wit_error, vars(module))  # noqa: S307 - the test's own literals

@@ -1,7 +1,6 @@
 """Event validation: the rules the host applies, and the recorder's formatting."""
 
 import pytest
-
 from wasm_reconciler_sdk import EventType, InvalidAnnotationError, InvalidReasonError, Recorder
 from wasm_reconciler_sdk.recorder import (
     MAX_ANNOTATIONS_BYTES,
@@ -19,7 +18,8 @@ def test_upper_camel_case_reasons_are_accepted(reason):
 
 
 @pytest.mark.parametrize(
-    "reason", ["", "created", "1Created", "Not Created", "Not-Created", "Créé", "Ünicode", "A" * 129, None]
+    "reason",
+    ["", "created", "1Created", "Not Created", "Not-Created", "Créé", "Ünicode", "A" * 129, None],
 )
 def test_other_reasons_are_refused(reason):
     with pytest.raises(InvalidReasonError):

@@ -3,7 +3,6 @@
 import json
 
 import pytest
-
 from wasm_reconciler_sdk import (
     ApiError,
     Context,
@@ -58,7 +57,9 @@ class Widgets(Reconciler):
             }
         )
         ctx.log.info("synced %s", request.name)
-        ctx.recorder.eventf(EventType.Normal, spec.get("reason", "Synced"), "Synced %s", request.name)
+        ctx.recorder.eventf(
+            EventType.Normal, spec.get("reason", "Synced"), "Synced %s", request.name
+        )
         ctx.recorder.annotated_event(
             {"example.com/id": "1"}, EventType.Warning, "Annotated", "with annotations"
         )
@@ -79,7 +80,9 @@ def test_outcome_reports_everything_one_reconcile_did():
     assert outcome.response == Response.requeue_after(60)
     assert outcome.events == [
         RecordedEvent.normal("Synced", "Synced w"),
-        RecordedEvent.warning("Annotated", "with annotations").with_annotation("example.com/id", "1"),
+        RecordedEvent.warning("Annotated", "with annotations").with_annotation(
+            "example.com/id", "1"
+        ),
     ]
     assert len(outcome.applied) == 1 and outcome.applied[0]["data"]["existed"] == "false"
     assert outcome.status_patches == [{"observedGeneration": 2, "phase": "Ready"}]
@@ -138,7 +141,11 @@ def test_injected_unavailability_is_a_transient_error():
 
 
 def test_objects_given_up_front_are_visible():
-    config_map = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "w", "namespace": "ns"}}
+    config_map = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "w", "namespace": "ns"},
+    }
     outcome = TestKit(Widgets).with_object(config_map).reconcile(widget())
     assert outcome.applied[0]["data"]["existed"] == "true"
 
@@ -180,7 +187,9 @@ def scoped_client(**declared):
 
 
 def config_map(name="c", **metadata):
-    return json.dumps({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, **metadata}})
+    return json.dumps(
+        {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, **metadata}}
+    )
 
 
 def test_scoped_client_enforces_declared_kinds():
@@ -192,7 +201,9 @@ def test_scoped_client_enforces_declared_kinds():
     with pytest.raises(ForbiddenError):
         client.get(SECRET, "s")
     with pytest.raises(ForbiddenError):
-        client.apply(json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}}))
+        client.apply(
+            json.dumps({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}})
+        )
     assert client.applied == []
 
 
@@ -211,7 +222,11 @@ def test_apply_sets_namespace_and_owner_and_keeps_status():
 @pytest.mark.parametrize(
     ("sent", "error", "match"),
     [
-        (config_map(namespace="other"), ForbiddenError, "outside the reconciled object's namespace"),
+        (
+            config_map(namespace="other"),
+            ForbiddenError,
+            "outside the reconciled object's namespace",
+        ),
         ("{}", InvalidError, "apiVersion is missing"),
         ("[1]", InvalidError, "not a JSON object"),
         (json.dumps({"apiVersion": "v1", "kind": "ConfigMap"}), InvalidError, "metadata.name"),

@@ -3,7 +3,6 @@
 from datetime import timedelta
 
 import pytest
-
 from wasm_reconciler_sdk import (
     ApiError,
     DecodeError,
@@ -42,7 +41,9 @@ def test_dns1123_names_are_accepted(name):
     Metadata(name, KIND).validate()
 
 
-@pytest.mark.parametrize("name", ["", "-a", "a-", "My", "my_resource", "my.resource", "a" * 64, "a\n"])
+@pytest.mark.parametrize(
+    "name", ["", "-a", "a-", "My", "my_resource", "my.resource", "a" * 64, "a\n"]
+)
 def test_other_names_are_refused(name):
     with pytest.raises(MetadataError, match="DNS-1123"):
         Metadata(name, KIND).validate()

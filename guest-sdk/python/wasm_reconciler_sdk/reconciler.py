@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import abc
-from typing import Optional
 
 from .context import Context
 from .metadata import Metadata
@@ -41,7 +40,7 @@ class Reconciler(abc.ABC):
         exists: there is no :class:`Context`."""
 
     @abc.abstractmethod
-    def reconcile(self, ctx: Context, request: Request) -> Optional[Response]:
+    def reconcile(self, ctx: Context, request: Request) -> Response | None:
         """Brings the world in line with the object in ``request``.
 
         Reconciliation is level-triggered: look at what is (the object, its owned objects

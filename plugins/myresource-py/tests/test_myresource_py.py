@@ -4,7 +4,6 @@ unit tests (``plugins/myresource/src/lib.rs``)."""
 import copy
 
 import pytest
-
 from myresource_py import DEPLOYMENT, PY_RESOURCE, MyResourceReconciler, WitWorld
 from wasm_reconciler_sdk import ApiError, ForbiddenError, InvalidError, Response, UnavailableError
 from wasm_reconciler_sdk.testkit import Operation, RecordedEvent, TestKit

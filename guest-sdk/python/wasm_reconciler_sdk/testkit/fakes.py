@@ -6,7 +6,7 @@ import copy
 import enum
 import json
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from ..client import MAX_PAYLOAD_BYTES, name_problem
@@ -261,8 +261,7 @@ class FakeClient:
         requested = metadata.get("namespace")
         if isinstance(requested, str) and namespace is not None and requested != namespace:
             raise ForbiddenError(
-                f"namespace {requested!r} is outside the reconciled object's namespace "
-                f"{namespace}"
+                f"namespace {requested!r} is outside the reconciled object's namespace {namespace}"
             )
         if (kind, name) == self._reconciled:
             raise InvalidError(
