@@ -19,7 +19,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry \
     set -eux; \
     CARGO_PROFILE_RELEASE_STRIP=symbols cargo build --release --locked -p wasm-reconciler; \
     plugins=""; \
-    for dir in plugins/*/; do plugins="$plugins -p $(basename "$dir")"; done; \
+    for dir in plugins/*/; do if [ -f "$dir/Cargo.toml" ]; then plugins="$plugins -p $(basename "$dir")"; fi; done; \
     cargo build --release --locked --target wasm32-wasip2 $plugins; \
     mkdir -p /out/plugins; \
     cp target/release/wasm-reconciler /out/; \
