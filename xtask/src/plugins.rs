@@ -1,6 +1,6 @@
 //! `cargo xtask plugins`: builds every crate in `plugins/` (examples) and `test-plugins/`
 //! (test fixtures) for `wasm32-wasip2` in release and gathers the components into one
-//! directory.
+//! directory; the test set also gets the Python examples (`guest-sdk/python/build.py`).
 //!
 //! Plugins build with plain `cargo build --target wasm32-wasip2 --release`; this task only adds
 //! the target when it is missing and collects the outputs.
@@ -68,6 +68,14 @@ pub(crate) fn build(sh: &Shell, set: Set) -> anyhow::Result<PathBuf> {
             bail!("{} was not produced: is `{name}` a cdylib?", from.display());
         }
         sh.copy_file(&from, out.join(&file))?;
+    }
+    if set == Set::All {
+        // The examples in other languages, for the host's tests (the demo runs Rust only,
+        // which starts in a second rather than compiling an 18 MB runtime first).
+        let python = project_root().join("guest-sdk/python/build.py");
+        cmd!(sh, "python3 {python} build --out {out}")
+            .run()
+            .context("building the Python plugins failed (needs python3 with venv and PyPI)")?;
     }
     Ok(out)
 }

@@ -40,6 +40,10 @@ impl crate::flags::Test {
         )
         .run()?;
 
+        step("Python SDK and plugin tests");
+        let python = crate::project_root().join("guest-sdk/python/build.py");
+        cmd!(sh, "python3 {python} test").run()?;
+
         step("tests");
         let _assets = sh.push_env("KUBEBUILDER_ASSETS", &assets);
         let _plugins = sh.push_env("WASM_RECONCILER_TEST_PLUGINS", &plugins);

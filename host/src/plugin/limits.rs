@@ -6,7 +6,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
-use tokio::sync::{AcquireError, Semaphore, SemaphorePermit};
+use tokio::sync::{AcquireError, Semaphore, SemaphorePermit, watch};
 
 use crate::budget::PluginShare;
 
@@ -17,6 +17,8 @@ pub(crate) struct MemoryPool {
     capacity: AtomicU64,
     used: AtomicU64,
     host: Option<Arc<MemoryPool>>,
+    /// Bumped when memory is given back while someone waits for it.
+    released: watch::Sender<u64>,
 }
 
 impl MemoryPool {
@@ -30,6 +32,7 @@ impl MemoryPool {
             capacity: AtomicU64::new(capacity),
             used: AtomicU64::new(0),
             host,
+            released: watch::Sender::new(0),
         })
     }
 
@@ -60,6 +63,16 @@ impl MemoryPool {
         if let Some(host) = &self.host {
             host.give_back(bytes);
         }
+        if bytes > 0 && self.released.receiver_count() > 0 {
+            self.released
+                .send_modify(|count| *count = count.wrapping_add(1));
+        }
+    }
+
+    /// Changes after this call whenever memory is given back: what a take that did not fit
+    /// waits on before trying again.
+    pub(crate) fn released(&self) -> watch::Receiver<u64> {
+        self.released.subscribe()
     }
 
     fn release(&self, bytes: u64) {
@@ -80,7 +93,6 @@ impl MemoryPool {
         self.capacity.load(Ordering::Acquire)
     }
 
-    #[cfg(test)]
     pub(crate) fn used(&self) -> u64 {
         self.used.load(Ordering::Acquire)
     }

@@ -128,8 +128,8 @@ pub enum CallError {
         limit: usize,
     },
     /// The host could not create an instance.
-    #[error("failed to instantiate the plugin")]
-    Instantiate(#[source] wasmtime::Error),
+    #[error("failed to instantiate the plugin: {0:#}")]
+    Instantiate(wasmtime::Error),
 }
 
 fn stderr_suffix(stderr: &str) -> String {
@@ -139,6 +139,10 @@ fn stderr_suffix(stderr: &str) -> String {
         format!("; stderr: {stderr}")
     }
 }
+
+/// How often a call waiting for its plugin's memory share looks again, besides when one of
+/// the plugin's instances gives memory back.
+const INSTANTIATE_RETRY: Duration = Duration::from_millis(50);
 
 /// What a plugin declared about itself, checked.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -369,7 +373,6 @@ impl Instances {
         timeout: Duration,
         call: impl AsyncFnOnce(&bindings::Reconciler, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
-        let config = &self.sandbox.config;
         // Back-pressure: wait for one of the plugin's own slots (so a plugin can only ever
         // hold its own), then for a pooling-allocator slot, rather than fail to instantiate.
         let closed = |e: tokio::sync::AcquireError| {
@@ -377,6 +380,48 @@ impl Instances {
         };
         let _plugin_slot = self.limits.slots.acquire().await.map_err(closed)?;
         let _slot = self.sandbox.slots.acquire().await.map_err(closed)?;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut scope = scope;
+        let (mut store, reconciler) = loop {
+            // Woken by any instance of the plugin giving memory back; registered before this
+            // attempt, so that a release during it is not missed.
+            let mut released = self.limits.memory.released();
+            let mut store = self.store(plugin.clone(), scope.take());
+            let instantiated =
+                tokio::time::timeout_at(deadline, self.pre.instantiate_async(&mut store)).await;
+            let error = match instantiated {
+                Err(_) => return Err(CallError::Timeout(timeout)),
+                Ok(Ok(reconciler)) => break (store, reconciler),
+                Ok(Err(error)) => error,
+            };
+            // Instantiating grows the memory to its initial size, which the plugin's other
+            // instances may hold for now: wait for one of them to end (back-pressure, as for
+            // slots), unless none holds anything and the share is simply too small.
+            let refused = store.data().limits.refused;
+            if refused == Some(MemoryRefusal::PluginShare) && self.limits.memory.used() > 0 {
+                scope = store.into_data().scope;
+                // Another plugin's release (of the host's part) does not wake this one: look
+                // again now and then.
+                let wait = tokio::time::timeout(INSTANTIATE_RETRY, released.changed());
+                if tokio::time::timeout_at(deadline, wait).await.is_err() {
+                    return Err(CallError::Timeout(timeout));
+                }
+                continue;
+            }
+            if refused.is_some() {
+                return Err(self.classify(&store, error));
+            }
+            return Err(CallError::Instantiate(error));
+        };
+        match tokio::time::timeout_at(deadline, call(&reconciler, &mut store)).await {
+            Ok(result) => result.map_err(|error| self.classify(&store, error)),
+            Err(_) => Err(CallError::Timeout(timeout)),
+        }
+    }
+
+    /// A fresh store for one call of `plugin`, under the sandbox's limits.
+    fn store(&self, plugin: Arc<str>, scope: Option<CallScope>) -> Store<GuestState> {
+        let config = &self.sandbox.config;
         let limiter = MemoryLimiter::new(config.memory_limit_bytes(), self.limits.memory.clone());
         let state = GuestState::new(
             plugin,
@@ -407,25 +452,7 @@ impl Instances {
             state.cpu_ticks_left -= 1;
             Ok(UpdateDeadline::Yield(1))
         });
-
-        let run = async {
-            let reconciler = match self.pre.instantiate_async(&mut store).await {
-                Ok(reconciler) => reconciler,
-                // Instantiating grows the memory to its initial size: the plugin's share may
-                // already be taken by its other instances.
-                Err(error) if store.data().limits.refused.is_some() => {
-                    return Err(self.classify(&store, error));
-                }
-                Err(error) => return Err(CallError::Instantiate(error)),
-            };
-            call(&reconciler, &mut store)
-                .await
-                .map_err(|error| self.classify(&store, error))
-        };
-        match tokio::time::timeout(timeout, run).await {
-            Ok(result) => result,
-            Err(_) => Err(CallError::Timeout(timeout)),
-        }
+        store
     }
 
     fn classify(&self, store: &Store<GuestState>, error: wasmtime::Error) -> CallError {

@@ -154,12 +154,13 @@ fn engine_config(sandbox: &SandboxConfig) -> Config {
     let n = sandbox.max_instances;
     let mut pool = PoolingAllocationConfig::default();
     // A Rust wasm32-wasip2 component holds one main module and a few small shim modules
-    // (indirect lowering), with one memory: leave headroom for other toolchains' output.
+    // (indirect lowering), with one memory; a componentize-py one holds 14 core instances
+    // (CPython and its libraries), so every slot has room for 16.
     pool.total_component_instances(n)
         .max_core_instances_per_component(32)
         .max_memories_per_component(4)
         .max_tables_per_component(32)
-        .total_core_instances(n.saturating_mul(8))
+        .total_core_instances(n.saturating_mul(16))
         .total_memories(n.saturating_mul(2))
         .total_tables(n.saturating_mul(8))
         .total_stacks(n)
