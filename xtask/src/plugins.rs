@@ -1,6 +1,7 @@
 //! `cargo xtask plugins`: builds every crate in `plugins/` (examples) and `test-plugins/`
 //! (test fixtures) for `wasm32-wasip2` in release and gathers the components into one
-//! directory; the test set also gets the Python examples (`guest-sdk/python/build.py`).
+//! directory; the test set also gets the Python and JavaScript examples
+//! (`guest-sdk/python/build.py`, `guest-sdk/js/build.mjs`).
 //!
 //! Plugins build with plain `cargo build --target wasm32-wasip2 --release`; this task only adds
 //! the target when it is missing and collects the outputs.
@@ -71,11 +72,16 @@ pub(crate) fn build(sh: &Shell, set: Set) -> anyhow::Result<PathBuf> {
     }
     if set == Set::All {
         // The examples in other languages, for the host's tests (the demo runs Rust only,
-        // which starts in a second rather than compiling an 18 MB runtime first).
+        // which starts in a second rather than compiling a 12-18 MB runtime first).
         let python = project_root().join("guest-sdk/python/build.py");
         cmd!(sh, "python3 {python} build --out {out}")
             .run()
             .context("building the Python plugins failed (needs python3 with venv and PyPI)")?;
+        let javascript = project_root().join("guest-sdk/js/build.mjs");
+        let js_plugins = javascript_plugins()?;
+        cmd!(sh, "node {javascript} --out {out} {js_plugins...}")
+            .run()
+            .context("building the JavaScript plugins failed (needs Node.js 20+ and npm)")?;
     }
     Ok(out)
 }
@@ -125,6 +131,20 @@ fn crates_in(dirs: &[&str]) -> anyhow::Result<Vec<String>> {
         bail!("no plugin crates in {dirs:?}");
     }
     Ok(names)
+}
+
+/// The JavaScript plugins in `plugins/`: the directories with a `package.json`.
+fn javascript_plugins() -> anyhow::Result<Vec<PathBuf>> {
+    let dir = project_root().join(PLUGIN_DIRS[0]);
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
+        let path = entry?.path();
+        if path.join("package.json").is_file() {
+            found.push(path);
+        }
+    }
+    found.sort();
+    Ok(found)
 }
 
 /// Cargo's target directory, as `cargo metadata` reports it (honours `CARGO_TARGET_DIR`).

@@ -44,6 +44,13 @@ impl crate::flags::Test {
         let python = crate::project_root().join("guest-sdk/python/build.py");
         cmd!(sh, "python3 {python} test").run()?;
 
+        step("JavaScript SDK and plugin tests");
+        {
+            let _dir = sh.push_dir(crate::project_root().join("guest-sdk/js"));
+            cmd!(sh, "npm ci --no-audit --no-fund").run()?;
+            cmd!(sh, "npm test").run()?;
+        }
+
         step("tests");
         let _assets = sh.push_env("KUBEBUILDER_ASSETS", &assets);
         let _plugins = sh.push_env("WASM_RECONCILER_TEST_PLUGINS", &plugins);
