@@ -16,7 +16,7 @@ import { isDns1123Label } from './validate.js';
  * | `.reads(kind)`      | a cached client read     | get                                |
  *
  * ```js
- * new Metadata('myresource-js', new Gvk('mygroup.example.com', 'v1alpha1', 'MyResource'))
+ * new Metadata('myresource-js', new Gvk('mygroup.example.com', 'v1alpha1', 'JsResource'))
  *   .owns(new Gvk('apps', 'v1', 'Deployment'));
  * ```
  */

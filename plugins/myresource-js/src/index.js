@@ -1,14 +1,13 @@
-// Example wasm-reconciler plugin in JavaScript: runs a Deployment for each `MyResource` that is
-// labelled for it. The same behaviour as the Rust example, plugins/myresource.
+// Example wasm-reconciler plugin in JavaScript: runs a Deployment for each `JsResource`.
 //
-// A `MyResource` (`mygroup.example.com/v1alpha1`, namespaced, with a status subresource) asks
-// for an image and a number of replicas:
+// It does what the Rust example (plugins/myresource) does for `MyResource`, for its own kind,
+// `JsResource` (`mygroup.example.com/v1alpha1`, namespaced, with a status subresource, the same
+// schema; manifests/crd.yaml): the examples can run in one host without reconciling the same
+// objects. A `JsResource` asks for an image and a number of replicas:
 //
 //     apiVersion: mygroup.example.com/v1alpha1
-//     kind: MyResource
-//     metadata:
-//       name: demo
-//       labels: {wasm-reconciler.example.com/plugin: myresource-js}
+//     kind: JsResource
+//     metadata: {name: demo-js, namespace: default}
 //     spec: {image: "nginx:1.27", replicas: 2}
 //
 // The plugin keeps a Deployment of the same name in line with it, records `Created` and
@@ -16,41 +15,30 @@
 // invalid spec gets a `Warning InvalidSpec` event, `status.invalidSpec`, and a terminal error:
 // nothing to retry until someone fixes the spec.
 //
-// Both examples reconcile the same kind, and two controllers of one object would fight over it
-// (its Deployment, its status, its events). So this one acts only on objects whose label
-// `wasm-reconciler.example.com/plugin` is `myresource-js`, and leaves every other object alone.
-//
 // Build: `node ../../guest-sdk/js/build.mjs --out DIR .`, then put DIR/myresource_js.wasm in the
 // host's plugins directory.
 
 import { Gvk, Metadata, Normal, Response, TerminalError, Warning, context, defineReconciler } from 'wasm-reconciler-sdk';
 
 /** The kind this plugin reconciles. */
-export const MY_RESOURCE = new Gvk('mygroup.example.com', 'v1alpha1', 'MyResource');
+export const JS_RESOURCE = new Gvk('mygroup.example.com', 'v1alpha1', 'JsResource');
 
-/** The kind this plugin owns: one per `MyResource`, of the same name. */
+/** The kind this plugin owns: one per `JsResource`, of the same name. */
 export const DEPLOYMENT = new Gvk('apps', 'v1', 'Deployment');
 
 /** The plugin's name: its controller, field manager and event source. */
 export const PLUGIN_NAME = 'myresource-js';
-
-/** The label that picks which example plugin acts on a `MyResource`, and the value for this one. */
-export const PLUGIN_LABEL = 'wasm-reconciler.example.com/plugin';
 
 /** The name of the one container in each Deployment. */
 export const CONTAINER = 'app';
 
 export default defineReconciler({
   metadata() {
-    return new Metadata(PLUGIN_NAME, MY_RESOURCE).owns(DEPLOYMENT);
+    return new Metadata(PLUGIN_NAME, JS_RESOURCE).owns(DEPLOYMENT);
   },
 
   reconcile(ctx, request) {
     const name = request.name;
-    if (request.labels[PLUGIN_LABEL] !== PLUGIN_NAME) {
-      ctx.log.trace('not labelled %s=%s; left to other plugins', PLUGIN_LABEL, PLUGIN_NAME);
-      return Response.awaitChange();
-    }
     const generation = request.generation ?? 0;
     if (request.isBeingDeleted) {
       // The Deployment carries an owner reference: garbage collection removes it.
@@ -110,7 +98,7 @@ export default defineReconciler({
 export class SpecProblem extends Error {}
 
 /**
- * Reads and checks the `spec` of a `MyResource`: `{image, replicas}`.
+ * Reads and checks the `spec` of a `JsResource`: `{image, replicas}`.
  *
  * @param {Record<string, any>} object
  * @returns {{image: string, replicas: number}}
@@ -143,7 +131,7 @@ function labels(name) {
 }
 
 /**
- * The Deployment a `MyResource` called `name` should have. The host adds the namespace and the
+ * The Deployment a `JsResource` called `name` should have. The host adds the namespace and the
  * controller owner reference when it applies it.
  *
  * @param {string} name

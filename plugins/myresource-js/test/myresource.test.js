@@ -1,25 +1,25 @@
 // The example's behaviour, run in Node with the SDK's test kit: the same cases as the Rust
-// example's tests (plugins/myresource/src/lib.rs), plus the label that picks this plugin.
+// example's tests (plugins/myresource/src/lib.rs).
 
 import assert from 'node:assert/strict';
-import { describe, test } from 'node:test';
+import { test } from 'node:test';
 
 import { ClientError } from 'wasm-reconciler-sdk';
 import { Operation, RecordedEvent, TestKit } from 'wasm-reconciler-sdk/testkit';
 
-import reconciler, { DEPLOYMENT, MY_RESOURCE, PLUGIN_LABEL } from '../src/index.js';
+import reconciler, { DEPLOYMENT, JS_RESOURCE } from '../src/index.js';
 
-function myResource(spec, labels = { [PLUGIN_LABEL]: 'myresource-js' }) {
+function jsResource(spec) {
   return {
     apiVersion: 'mygroup.example.com/v1alpha1',
-    kind: 'MyResource',
-    metadata: { name: 'demo', namespace: 'default', uid: 'uid-1', generation: 3, ...(labels === null ? {} : { labels }) },
+    kind: 'JsResource',
+    metadata: { name: 'demo', namespace: 'default', uid: 'uid-1', generation: 3 },
     spec,
   };
 }
 
 function reconcile(kit, spec) {
-  return kit.reconcile(reconciler, myResource(spec));
+  return kit.reconcile(reconciler, jsResource(spec));
 }
 
 /** A kit where the Deployment already runs `nginx:1.25` with one replica. */
@@ -36,25 +36,8 @@ test('metadata is valid and owns deployments', () => {
   const metadata = reconciler.metadata();
   assert.doesNotThrow(() => metadata.validate());
   assert.equal(metadata.name, 'myresource-js');
-  assert.ok(metadata.reconciles.equals(MY_RESOURCE));
+  assert.ok(metadata.reconciles.equals(JS_RESOURCE));
   assert.deepEqual(metadata.ownedKinds, [DEPLOYMENT]);
-});
-
-describe('objects not labelled for this plugin', () => {
-  for (const [what, labels] of [
-    ['no labels', null],
-    ['another plugin', { [PLUGIN_LABEL]: 'myresource' }],
-    ['another label', { 'app.kubernetes.io/name': 'myresource-js' }],
-  ]) {
-    test(`are left alone: ${what}`, () => {
-      const kit = new TestKit();
-      const outcome = kit.reconcile(reconciler, myResource({ image: 'nginx', replicas: -1 }, labels));
-      assert.equal(outcome.response?.requeueAfterMs, null);
-      assert.deepEqual(outcome.events, []);
-      assert.deepEqual(outcome.applied, []);
-      assert.deepEqual(outcome.statusPatches, []);
-    });
-  }
 });
 
 test('creates the deployment and records Created', () => {
@@ -200,7 +183,7 @@ test('API errors are transient and refusals terminal', () => {
 });
 
 test('objects being deleted are left to garbage collection', () => {
-  const object = myResource({ image: 'nginx', replicas: 1 });
+  const object = jsResource({ image: 'nginx', replicas: 1 });
   object.metadata.deletionTimestamp = '2025-01-01T00:00:00Z';
   const outcome = new TestKit().reconcile(reconciler, object);
 
