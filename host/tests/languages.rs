@@ -1,5 +1,5 @@
-//! The examples in other languages through the real `Host` on a real control plane, beside
-//! the Rust example: each converges like it, with its Events on its objects, also with 32
+//! The examples in Python and JavaScript through the real `Host` on a real control plane,
+//! beside the Rust example: each converges like it, with its Events on its objects, also with 32
 //! objects created at once under the host's default limits.
 
 use std::time::Duration;
@@ -33,6 +33,21 @@ const PYTHON: Example = Example {
     crd: concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../plugins/myresource-py/manifests/crd.yaml"
+    ),
+};
+
+const JAVASCRIPT: Example = Example {
+    plugin: "myresource_js",
+    name: "myresource-js",
+    kind: (
+        "mygroup.example.com",
+        "v1alpha1",
+        "JsResource",
+        "jsresources",
+    ),
+    crd: concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../plugins/myresource-js/manifests/crd.yaml"
     ),
 };
 
@@ -125,4 +140,9 @@ async fn converges_beside_the_rust_example(example: &Example) {
 #[tokio::test]
 async fn the_python_example_converges_beside_the_rust_one_32_at_once() {
     converges_beside_the_rust_example(&PYTHON).await;
+}
+
+#[tokio::test]
+async fn the_javascript_example_converges_beside_the_rust_one_32_at_once() {
+    converges_beside_the_rust_example(&JAVASCRIPT).await;
 }
