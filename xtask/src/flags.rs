@@ -39,9 +39,9 @@ Tasks:
       --fleet-host-instances N    the host's --max-instances in a fleet (default 32 per
                                   plugin, like each native controller)
       --lifecycle                 measure the plugin lifecycle instead, with the largest of
-                                  --kinds plugins (default 10): start with an empty and a warm
-                                  compile cache, and hot swaps; report in
-                                  <target>/bench/lifecycle.md
+                                  --kinds Rust plugins (default 8) and the Python and
+                                  JavaScript examples: start with an empty and a warm compile
+                                  cache, and hot swaps; report in <target>/bench/lifecycle.md
   help             Print this help.
 ";
 

@@ -1,11 +1,12 @@
 //! The plugin lifecycle benchmark (`cargo xtask bench --lifecycle`): how long the host takes
-//! from start to running K plugins with an empty compile cache and with a warm one, and how
-//! long a new version of a running plugin takes from the file change to serving.
+//! from start to running K Rust plugins and any extra ones (`cargo xtask` adds the Python and
+//! JavaScript examples) with an empty compile cache and with a warm one, and how long a new
+//! version of a running plugin takes from the file change to serving.
 //!
 //! # Steps, per run
 //!
-//! 1. Start a control plane with the fleet's K CRDs. Copy the fleet's plugins into a plugins
-//!    directory of the run's own, with an empty compile cache.
+//! 1. Start a control plane with the fleet's K CRDs and the extra plugins' CRDs. Copy the
+//!    plugins into a plugins directory of the run's own, with an empty compile cache.
 //! 2. Cold: start the host; time until its metrics say all K plugins run
 //!    (`wasm_reconciler_plugins_loaded`), i.e. loaded and their controllers started, and until
 //!    `/readyz` answers `200` (their watch caches synced too). Stop it.
@@ -36,6 +37,12 @@ const STEP_TIMEOUT: Duration = Duration::from_secs(120);
 /// Swaps between cached versions, after the first (compiled) one.
 const CACHED_SWAPS: usize = 4;
 
+/// Plugins started beside the fleet, and the CRDs they need.
+pub(crate) struct Extras {
+    pub(crate) plugins: Vec<PathBuf>,
+    pub(crate) crds: Vec<PathBuf>,
+}
+
 /// One run's timings.
 pub(crate) struct LifecycleRun {
     cold_running: Duration,
@@ -47,11 +54,17 @@ pub(crate) struct LifecycleRun {
 }
 
 /// Runs the lifecycle benchmark `runs` times with `kinds` plugins; returns the report.
-pub(crate) async fn run(setup: &Setup, kinds: usize, runs: usize) -> anyhow::Result<String> {
+pub(crate) async fn run(
+    setup: &Setup,
+    extras: &Extras,
+    kinds: usize,
+    runs: usize,
+) -> anyhow::Result<String> {
     let mut results = Vec::new();
+    let what = describe(kinds, extras);
     for index in 1..=runs {
-        eprintln!("==> lifecycle with {kinds} plugins, run {index}/{runs}");
-        let result = one(setup, kinds, index).await?;
+        eprintln!("==> lifecycle with {what}, run {index}/{runs}");
+        let result = one(setup, extras, kinds, index).await?;
         eprintln!(
             "    cold {:.3} s ({:.3} s ready), warm {:.3} s ({:.3} s ready), swap {:.3} s compiled, {:.1} ms cached",
             result.cold_running.as_secs_f64(),
@@ -69,10 +82,30 @@ pub(crate) async fn run(setup: &Setup, kinds: usize, runs: usize) -> anyhow::Res
         );
         results.push(result);
     }
-    Ok(markdown(kinds, &results))
+    Ok(markdown(&what, &results))
 }
 
-async fn one(setup: &Setup, kinds: usize, index: usize) -> anyhow::Result<LifecycleRun> {
+/// `8 plugins (bench/fleet-plugin) and myresource_py.wasm, myresource_js.wasm`.
+fn describe(kinds: usize, extras: &Extras) -> String {
+    let mut what = format!("{kinds} plugins (`bench/fleet-plugin`)");
+    let names: Vec<String> = extras
+        .plugins
+        .iter()
+        .filter_map(|path| path.file_name())
+        .map(|name| format!("`{}`", name.to_string_lossy()))
+        .collect();
+    if !names.is_empty() {
+        what.push_str(&format!(" and {}", names.join(", ")));
+    }
+    what
+}
+
+async fn one(
+    setup: &Setup,
+    extras: &Extras,
+    kinds: usize,
+    index: usize,
+) -> anyhow::Result<LifecycleRun> {
     let fleet = setup
         .fleet_plugins
         .as_ref()
@@ -86,6 +119,21 @@ async fn one(setup: &Setup, kinds: usize, index: usize) -> anyhow::Result<Lifecy
     for kind in &members {
         install_crd(&env, &setup.crd, kind).await?;
     }
+    for crd in &extras.crds {
+        let crd = crd.to_string_lossy();
+        kubectl(&env, &["apply", "-f", &crd]).await?;
+        kubectl(
+            &env,
+            &[
+                "wait",
+                "--for=condition=Established",
+                "-f",
+                &crd,
+                "--timeout=60s",
+            ],
+        )
+        .await?;
+    }
     let label = format!("lifecycle-{kinds}-run-{index}");
     let plugins = fresh_dir(&setup.log_dir.join(format!("{label}-plugins")))?;
     let cache = fresh_dir(&setup.log_dir.join(format!("{label}-compile-cache")))?;
@@ -94,16 +142,24 @@ async fn one(setup: &Setup, kinds: usize, index: usize) -> anyhow::Result<Lifecy
         std::fs::copy(fleet.join(&name), plugins.join(&name))
             .with_context(|| format!("copying {name}"))?;
     }
+    for extra in &extras.plugins {
+        let name = extra
+            .file_name()
+            .context("an extra plugin without a file name")?;
+        std::fs::copy(extra, plugins.join(name))
+            .with_context(|| format!("copying {}", extra.display()))?;
+    }
+    let plugin_count = kinds + extras.plugins.len();
 
     let mut host = Host::start(
         setup,
         &env,
         &plugins,
         &cache,
-        kinds,
+        plugin_count,
         &format!("{label}-cold"),
     )?;
-    let (cold_running, cold_ready) = host.wait_running_and_ready(kinds).await?;
+    let (cold_running, cold_ready) = host.wait_running_and_ready(plugin_count).await?;
     host.process.stop().await;
 
     let mut host = Host::start(
@@ -111,10 +167,10 @@ async fn one(setup: &Setup, kinds: usize, index: usize) -> anyhow::Result<Lifecy
         &env,
         &plugins,
         &cache,
-        kinds,
+        plugin_count,
         &format!("{label}-warm"),
     )?;
-    let (warm_running, warm_ready) = host.wait_running_and_ready(kinds).await?;
+    let (warm_running, warm_ready) = host.wait_running_and_ready(plugin_count).await?;
 
     let original = std::fs::read(plugins.join("fleet-0.wasm"))?;
     let versions = [with_custom_section(&original, "bench-variant"), original];
@@ -281,7 +337,24 @@ fn leb128(out: &mut Vec<u8>, mut value: usize) {
     }
 }
 
-fn markdown(kinds: usize, runs: &[LifecycleRun]) -> String {
+/// Runs kubectl against `env`, failing with its stderr.
+async fn kubectl(env: &TestEnv, args: &[&str]) -> anyhow::Result<()> {
+    let output = tokio::process::Command::from(env.kubectl()?)
+        .args(args)
+        .output()
+        .await
+        .with_context(|| format!("running kubectl {}", args.join(" ")))?;
+    if !output.status.success() {
+        bail!(
+            "kubectl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn markdown(what: &str, runs: &[LifecycleRun]) -> String {
     let med = |f: &dyn Fn(&LifecycleRun) -> Duration| {
         median(runs.iter().map(|run| f(run).as_secs_f64()).collect())
     };
@@ -290,7 +363,7 @@ fn markdown(kinds: usize, runs: &[LifecycleRun]) -> String {
         .flat_map(|run| run.swaps_cached.iter().map(|d| d.as_secs_f64() * 1e3))
         .collect();
     let mut text = format!(
-        "## Plugin lifecycle: {kinds} plugins (`bench/fleet-plugin`), median of {} runs\n\n\
+        "## Plugin lifecycle: {what}, median of {} runs\n\n\
          | compile cache | start → all plugins running | start → ready (watch caches synced) |\n\
          |---|---|---|\n",
         runs.len()

@@ -76,6 +76,15 @@ struct Args {
     #[arg(long)]
     lifecycle: bool,
 
+    /// With `--lifecycle`: more plugins to start beside the fleet (e.g. the Python and
+    /// JavaScript examples), repeated.
+    #[arg(long, value_name = "PATH")]
+    extra_plugin: Vec<PathBuf>,
+
+    /// With `--lifecycle`: the CRDs the extra plugins reconcile, repeated.
+    #[arg(long, value_name = "PATH")]
+    extra_crd: Vec<PathBuf>,
+
     /// Where to write the report (markdown); the controllers' logs go beside it.
     #[arg(long, value_name = "PATH")]
     out: PathBuf,
@@ -117,7 +126,16 @@ async fn main() -> anyhow::Result<()> {
         let kinds = args.kinds.iter().copied().max().unwrap_or(1);
         let markdown = format!(
             "Machine: {machine}\n\n{}",
-            lifecycle::run(&setup, kinds, args.runs).await?
+            lifecycle::run(
+                &setup,
+                &lifecycle::Extras {
+                    plugins: args.extra_plugin,
+                    crds: args.extra_crd,
+                },
+                kinds,
+                args.runs
+            )
+            .await?
         );
         print!("{markdown}");
         std::fs::write(&args.out, &markdown)
