@@ -22,9 +22,12 @@ Tasks:
   plugins          Build the plugin crates for wasm32-wasip2 (release): the examples in plugins/
                    into <target>/plugins, and with the fixtures in test-plugins/ into
                    <target>/test-plugins; print both directories.
-  test             What CI runs: fmt check, control plane, go.mod check, plugins, clippy
-                   (native and wasm32-wasip2), then every test.
+  test             What CI runs: fmt check, control plane, go.mod check, plugins, out-of-tree,
+                   clippy (native and wasm32-wasip2), then every test.
       --skip-go-mod-check         do not regenerate go.mod to compare (needs the Go proxy)
+  out-of-tree      Build a plugin crate outside the workspace against a copy of guest-sdk/ alone
+                   (by path, offline) for wasm32-wasip2, and run its test-kit test: what a
+                   plugin author's own repository does. Also checks guest-sdk/wit/ against wit/.
   demo             Start a local control plane, run the host on the example plugin, apply a
                    sample MyResource, print `kubectl describe` of it, and stop.
   bench            End-to-end benchmark (not part of `test`): the release host with the example
@@ -52,6 +55,8 @@ pub(crate) enum Xtask {
     Plugins(Plugins),
     /// `cargo xtask test`.
     Test(Test),
+    /// `cargo xtask out-of-tree`.
+    OutOfTree(OutOfTree),
     /// `cargo xtask demo`.
     Demo(Demo),
     /// `cargo xtask bench`.
@@ -68,6 +73,10 @@ pub(crate) struct Test {
     /// Skip regenerating go.mod to compare it with the committed one.
     pub(crate) skip_go_mod_check: bool,
 }
+
+/// Flags of `cargo xtask out-of-tree` (none).
+#[derive(Debug, Default)]
+pub(crate) struct OutOfTree;
 
 /// Flags of `cargo xtask demo` (none).
 #[derive(Debug, Default)]
@@ -129,6 +138,7 @@ impl Xtask {
             "test" => Xtask::Test(Test {
                 skip_go_mod_check: args.flag("--skip-go-mod-check"),
             }),
+            "out-of-tree" => Xtask::OutOfTree(OutOfTree),
             "demo" => Xtask::Demo(Demo),
             "bench" => Xtask::Bench(Bench {
                 objects: args.value("--objects")?,
