@@ -11,6 +11,7 @@
 mod bench;
 mod control_plane;
 mod demo;
+mod dev;
 mod flags;
 mod out_of_tree;
 mod plugins;
@@ -34,6 +35,7 @@ fn main() -> anyhow::Result<()> {
         flags::Xtask::Plugins(cmd) => cmd.run(sh),
         flags::Xtask::Test(cmd) => cmd.run(sh),
         flags::Xtask::OutOfTree(cmd) => cmd.run(sh),
+        flags::Xtask::Dev(cmd) => cmd.run(sh),
         flags::Xtask::Demo(cmd) => cmd.run(sh),
         flags::Xtask::Bench(cmd) => cmd.run(sh),
     }
