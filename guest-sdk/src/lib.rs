@@ -86,6 +86,9 @@ pub use wit_bindgen;
 
 /// The bindings wit-bindgen generates from `wit/plugin.wit`. Not part of the API: use the
 /// types at the crate root.
+///
+/// The path is relative to this crate's manifest, and `wit/` is inside the crate, so the
+/// bindings build wherever the crate is: a path or git dependency, vendored, or packaged.
 #[doc(hidden)]
 #[allow(
     unsafe_code,
@@ -97,7 +100,7 @@ pub use wit_bindgen;
 )]
 pub mod wit {
     wit_bindgen::generate!({
-        path: "../wit",
+        path: "wit",
         world: "reconciler",
         runtime_path: "crate::wit_bindgen::rt",
         pub_export_macro: true,

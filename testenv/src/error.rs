@@ -84,6 +84,20 @@ pub enum Error {
         tail: String,
     },
 
+    /// A control-plane process exited after startup (see
+    /// [`TestEnv::check_running`](crate::TestEnv::check_running)).
+    #[error("{process} exited ({status}); last lines of {}:\n{tail}", .log.display())]
+    Died {
+        /// `etcd`, `kube-apiserver` or `kube-controller-manager`.
+        process: &'static str,
+        /// Its exit status.
+        status: ExitStatus,
+        /// Its log file (in the data directory).
+        log: PathBuf,
+        /// The end of its log.
+        tail: String,
+    },
+
     /// A port the control plane was to listen on was taken by someone else in the meantime,
     /// on every attempt.
     #[error(

@@ -274,6 +274,21 @@ impl TestEnv {
         self.processes.iter().map(Process::pid).collect()
     }
 
+    /// Checks that every process of the control plane is still running, for a caller that
+    /// keeps it up for long (a development cluster) and must notice when one dies.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Died`] for the first process that has exited, quoting the end of its log.
+    pub fn check_running(&mut self) -> Result<(), Error> {
+        for process in &mut self.processes {
+            if let Some(status) = process.exited() {
+                return Err(process.died_error(status));
+            }
+        }
+        Ok(())
+    }
+
     /// Whether this is `USE_EXISTING_CLUSTER=true` rather than a local control plane.
     pub fn is_existing_cluster(&self) -> bool {
         self.existing_cluster

@@ -83,6 +83,16 @@ impl Process {
         }
     }
 
+    /// The error for a process that exited after startup, quoting its log.
+    pub(crate) fn died_error(&self, status: ExitStatus) -> Error {
+        Error::Died {
+            process: self.name,
+            status,
+            log: self.log.clone(),
+            tail: self.log_tail(),
+        }
+    }
+
     /// Whether its log says it could not bind its port (so a retry with other ports may work).
     pub(crate) fn failed_to_bind(&self) -> bool {
         self.log_tail().contains("address already in use")

@@ -87,6 +87,14 @@ pub(crate) fn ensure_with_controller_manager(sh: &Shell) -> anyhow::Result<PathB
 /// The cache entry for the pinned versions. `testenv` (`testenv/src/binaries.rs`) computes the
 /// same path; the two small functions are duplicated on purpose so xtask stays dependency-light.
 pub(crate) fn cache_dir(sh: &Shell) -> anyhow::Result<PathBuf> {
+    Ok(cache_base(sh)?
+        .join("control-plane")
+        .join(format!("k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}")))
+}
+
+/// `${XDG_CACHE_HOME:-$HOME/.cache}/wasm-reconciler`: where this project keeps what outlives
+/// a checkout (control plane binaries, compiled plugins, the dev cluster's state).
+pub(crate) fn cache_base(sh: &Shell) -> anyhow::Result<PathBuf> {
     let base = match sh.var_os("XDG_CACHE_HOME").map(PathBuf::from) {
         Some(dir) if dir.is_absolute() => dir,
         _ => {
@@ -96,10 +104,7 @@ pub(crate) fn cache_dir(sh: &Shell) -> anyhow::Result<PathBuf> {
             PathBuf::from(home).join(".cache")
         }
     };
-    Ok(base
-        .join("wasm-reconciler")
-        .join("control-plane")
-        .join(format!("k8s-{KUBERNETES_VERSION}-etcd-{ETCD_VERSION}")))
+    Ok(base.join("wasm-reconciler"))
 }
 
 fn ensure_impl(sh: &Shell, with_controller_manager: bool) -> anyhow::Result<PathBuf> {

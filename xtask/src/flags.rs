@@ -3,7 +3,7 @@
 //! To add a task: add a variant to [`Xtask`], a struct for its flags, a `parse` arm in
 //! [`Xtask::from_args`], and a paragraph in [`HELP`].
 
-use std::ffi::OsString;
+use std::{ffi::OsString, path::PathBuf};
 
 use anyhow::{Context, bail};
 
@@ -22,9 +22,19 @@ Tasks:
   plugins          Build the plugin crates for wasm32-wasip2 (release): the examples in plugins/
                    into <target>/plugins, and with the fixtures in test-plugins/ into
                    <target>/test-plugins; print both directories.
-  test             What CI runs: fmt check, control plane, go.mod check, plugins, clippy
-                   (native and wasm32-wasip2), then every test.
+  test             What CI runs: fmt check, control plane, go.mod check, plugins, out-of-tree,
+                   clippy (native and wasm32-wasip2), then every test.
       --skip-go-mod-check         do not regenerate go.mod to compare (needs the Go proxy)
+  out-of-tree      Build a plugin crate outside the workspace against a copy of guest-sdk/ alone
+                   (by path, offline) for wasm32-wasip2, and run its test-kit test: what a
+                   plugin author's own repository does. Also checks guest-sdk/wit/ against wit/.
+  dev              A local cluster for plugin authors: start etcd, kube-apiserver and
+                   kube-controller-manager on loopback, install the example plugins' CRDs,
+                   write a kubeconfig to ${XDG_CACHE_HOME:-~/.cache}/wasm-reconciler/dev/kubeconfig
+                   (the same path on every run), print how to use it, and run until Ctrl-C or
+                   SIGTERM, then stop it all and remove its data.
+      --crds PATH                 also install these CRDs (a file, or a directory of them, as
+                                  `kubectl apply -f` takes it); may be repeated
   demo             Start a local control plane, run the host on the example plugin, apply a
                    sample MyResource, print `kubectl describe` of it, and stop.
   bench            End-to-end benchmark (not part of `test`): the release host with the example
@@ -56,6 +66,10 @@ pub(crate) enum Xtask {
     Plugins(Plugins),
     /// `cargo xtask test`.
     Test(Test),
+    /// `cargo xtask out-of-tree`.
+    OutOfTree(OutOfTree),
+    /// `cargo xtask dev`.
+    Dev(Dev),
     /// `cargo xtask demo`.
     Demo(Demo),
     /// `cargo xtask bench`.
@@ -71,6 +85,17 @@ pub(crate) struct Plugins;
 pub(crate) struct Test {
     /// Skip regenerating go.mod to compare it with the committed one.
     pub(crate) skip_go_mod_check: bool,
+}
+
+/// Flags of `cargo xtask out-of-tree` (none).
+#[derive(Debug, Default)]
+pub(crate) struct OutOfTree;
+
+/// Flags of `cargo xtask dev`.
+#[derive(Debug, Default)]
+pub(crate) struct Dev {
+    /// `--crds`: more CRD files or directories, as given (relative to the current directory).
+    pub(crate) crds: Vec<PathBuf>,
 }
 
 /// Flags of `cargo xtask demo` (none).
@@ -135,6 +160,14 @@ impl Xtask {
             "test" => Xtask::Test(Test {
                 skip_go_mod_check: args.flag("--skip-go-mod-check"),
             }),
+            "out-of-tree" => Xtask::OutOfTree(OutOfTree),
+            "dev" => {
+                let mut crds = Vec::new();
+                while let Some(path) = args.value("--crds")? {
+                    crds.push(PathBuf::from(path));
+                }
+                Xtask::Dev(Dev { crds })
+            }
             "demo" => Xtask::Demo(Demo),
             "bench" => Xtask::Bench(Bench {
                 objects: args.value("--objects")?,
@@ -247,6 +280,19 @@ mod tests {
         assert_eq!(cmd.runs, Some(2));
         assert!(parse(&["bench", "--runs"]).is_err());
         assert!(parse(&["bench", "--runs", "many"]).is_err());
+    }
+
+    #[test]
+    fn dev_takes_repeated_crds() {
+        let Ok(Xtask::Dev(cmd)) = parse(&["dev", "--crds", "a.yaml", "--crds=crds/"]) else {
+            panic!("expected dev");
+        };
+        assert_eq!(cmd.crds, [PathBuf::from("a.yaml"), PathBuf::from("crds/")]);
+        let Ok(Xtask::Dev(cmd)) = parse(&["dev"]) else {
+            panic!("expected dev");
+        };
+        assert!(cmd.crds.is_empty());
+        assert!(parse(&["dev", "--crds"]).is_err());
     }
 
     #[test]

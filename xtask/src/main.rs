@@ -11,7 +11,9 @@
 mod bench;
 mod control_plane;
 mod demo;
+mod dev;
 mod flags;
+mod out_of_tree;
 mod plugins;
 mod test;
 
@@ -32,6 +34,8 @@ fn main() -> anyhow::Result<()> {
         flags::Xtask::ControlPlane(cmd) => cmd.run(sh),
         flags::Xtask::Plugins(cmd) => cmd.run(sh),
         flags::Xtask::Test(cmd) => cmd.run(sh),
+        flags::Xtask::OutOfTree(cmd) => cmd.run(sh),
+        flags::Xtask::Dev(cmd) => cmd.run(sh),
         flags::Xtask::Demo(cmd) => cmd.run(sh),
         flags::Xtask::Bench(cmd) => cmd.run(sh),
     }

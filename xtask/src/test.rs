@@ -1,13 +1,13 @@
 //! `cargo xtask test`: everything CI checks, from a fresh clone: formatting, generated files,
-//! lints (native and wasm32-wasip2), then every test against a real local control plane with
-//! freshly built plugins.
+//! the SDK built out of tree, lints (native and wasm32-wasip2), then every test against a real
+//! local control plane with freshly built plugins.
 
 use std::time::Instant;
 
 use anyhow::Context;
 use xshell::{Shell, cmd};
 
-use crate::{control_plane, plugins};
+use crate::{control_plane, out_of_tree, plugins};
 
 impl crate::flags::Test {
     pub(crate) fn run(self, sh: &Shell) -> anyhow::Result<()> {
@@ -26,6 +26,9 @@ impl crate::flags::Test {
 
         step("plugins for wasm32-wasip2");
         let plugins = plugins::build(sh, plugins::Set::All)?;
+
+        step("a plugin crate outside the workspace, against guest-sdk/ alone");
+        out_of_tree::check(sh)?;
 
         step("clippy");
         cmd!(sh, "cargo clippy --workspace --all-targets -- -D warnings").run()?;
