@@ -525,6 +525,7 @@ impl Fleet {
         metrics.plugin_upgrade_failed.remove(&labels);
         metrics.plugin.memory_share_bytes.remove(&labels);
         metrics.plugin.slots.remove(&labels);
+        metrics.controller_runtime.forget(name);
         id
     }
 
@@ -600,6 +601,10 @@ impl Fleet {
             .slots
             .get_or_create(&labels)
             .set(i64::from(share.slots));
+        self.parts
+            .metrics
+            .controller_runtime
+            .set_max_concurrent(name, share.slots);
     }
 
     fn set_version(&self, name: &str, path: &Path, sha256: &str) {

@@ -37,7 +37,7 @@ use tracing::Instrument;
 
 use crate::client::Impersonation;
 use crate::kinds::DeclaredKinds;
-use crate::metrics::{Limit, LimitLabels, Metrics, PluginLabels, ReconcileResult};
+use crate::metrics::{Ended, Limit, LimitLabels, Metrics, PluginLabels, ReconcileResult};
 use crate::object::ReconciledObject;
 use crate::plugin::{CallError, CallScope, LivePlugin, Outcome, ScopeParts};
 use crate::recorder::{EventType, Recorder};
@@ -412,6 +412,10 @@ async fn reconcile(
             },
         );
         let object_json = serde_json::to_string(object.as_ref())?;
+        let _worker = controller
+            .metrics
+            .controller_runtime
+            .worker(controller.plugin.name());
         let started = std::time::Instant::now();
         let outcome = plugin.reconcile(scope, object_json).await;
         let elapsed = started.elapsed();
@@ -424,6 +428,23 @@ async fn reconcile(
         controller
             .metrics
             .reconciled(controller.plugin.name(), result, elapsed);
+        let ended = match &outcome {
+            Ok(Outcome::Done {
+                requeue_after: None,
+            }) => Ended::Success,
+            Ok(Outcome::Done {
+                requeue_after: Some(after),
+            }) if after.is_zero() => Ended::Requeue,
+            Ok(Outcome::Done { .. }) => Ended::RequeueAfter,
+            Ok(Outcome::Terminal(_)) => Ended::TerminalError,
+            Ok(Outcome::Transient(_)) => Ended::Error,
+            Err(CallError::Trap { .. }) => Ended::Panic,
+            Err(_) => Ended::Error,
+        };
+        controller
+            .metrics
+            .controller_runtime
+            .reconciled(controller.plugin.name(), ended, elapsed);
         if outcome.is_ok() {
             controller.call_completed();
         }

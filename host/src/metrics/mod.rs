@@ -17,6 +17,10 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+mod controller_runtime;
+
+pub(crate) use controller_runtime::{ControllerRuntimeMetrics, Ended};
+
 /// Most distinct reasons of one plugin on event counters.
 pub(crate) const MAX_REASONS_PER_PLUGIN: usize = 200;
 const OTHER_REASON: &str = "_other";
@@ -82,6 +86,8 @@ struct CacheLabels {
 pub struct Metrics {
     registry: Registry,
     leader: Family<LeaderLabels, Gauge>,
+    /// controller-runtime's names, per plugin as `controller`.
+    pub(crate) controller_runtime: ControllerRuntimeMetrics,
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_seconds: Family<PluginLabels, Histogram>,
     plugins_loaded: Gauge,
@@ -204,6 +210,7 @@ impl Metrics {
             "Whether this host leads (1) or not (0), by Lease name",
             leader.clone(),
         );
+        let controller_runtime = ControllerRuntimeMetrics::register(&mut root);
         let registry = root.sub_registry_with_prefix("wasm_reconciler");
         let reconciles = Family::<ReconcileLabels, Counter>::default();
         registry.register(
@@ -334,6 +341,7 @@ impl Metrics {
         Arc::new(Self {
             registry: root,
             leader,
+            controller_runtime,
             reconciles,
             reconcile_seconds,
             plugins_loaded,
