@@ -96,8 +96,8 @@ struct FileState {
     name_taken: bool,
 }
 
-/// A file's new version, loaded or not.
-pub(crate) struct Loaded {
+/// A new version of a plugin file, loaded or not.
+pub(crate) struct NewVersion {
     path: PathBuf,
     sha256: String,
     plugin: Result<Plugin, LoadError>,
@@ -106,7 +106,7 @@ pub(crate) struct Loaded {
 /// The changes a look at the directory found, with the new versions loaded.
 pub(crate) struct Changes {
     removed: Vec<PathBuf>,
-    loaded: Vec<Loaded>,
+    loaded: Vec<NewVersion>,
 }
 
 impl Changes {
@@ -192,7 +192,7 @@ impl Fleet {
         }
         let parallel = std::thread::available_parallelism().map_or(2, std::num::NonZero::get);
         let parts = &self.parts;
-        let mut loaded: Vec<Loaded> = futures::stream::iter(changed)
+        let mut loaded: Vec<NewVersion> = futures::stream::iter(changed)
             .map(|(path, sha256)| async move {
                 let started = Instant::now();
                 let plugin =
@@ -211,7 +211,7 @@ impl Fleet {
                     }
                     Err(_) => sha256,
                 };
-                Loaded {
+                NewVersion {
                     path,
                     sha256,
                     plugin,
@@ -250,7 +250,7 @@ impl Fleet {
                     .push(loaded.path.clone());
             }
         }
-        for Loaded {
+        for NewVersion {
             path,
             sha256,
             plugin,

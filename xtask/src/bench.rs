@@ -61,13 +61,42 @@ impl crate::flags::Bench {
             "e2e.md"
         });
         let mut extra = Vec::new();
-        // The lifecycle benchmark runs a fleet: ten plugins unless told otherwise.
+        // The lifecycle benchmark runs a fleet of eight Rust plugins unless told otherwise,
+        // with the Python and JavaScript examples beside them: ten plugins.
         let kinds = match (&self.kinds, self.lifecycle) {
-            (None, true) => Some("10".to_owned()),
+            (None, true) => Some("8".to_owned()),
             (kinds, _) => kinds.clone(),
         };
         if self.lifecycle {
             extra.push("--lifecycle".to_owned());
+            let others = out_dir.join("lifecycle-other-languages");
+            if others.exists() {
+                sh.remove_path(&others)?;
+            }
+            let root = project_root();
+            let python = root.join("guest-sdk/python/build.py");
+            let javascript = root.join("guest-sdk/js/build.mjs");
+            let py = root.join("plugins/myresource-py");
+            let js = root.join("plugins/myresource-js");
+            cmd!(sh, "python3 {python} build --out {others} {py}").run()?;
+            cmd!(sh, "node {javascript} --out {others} {js}").run()?;
+            for (plugin, crd) in [
+                (
+                    "myresource_py.wasm",
+                    "plugins/myresource-py/manifests/crd.yaml",
+                ),
+                (
+                    "myresource_js.wasm",
+                    "plugins/myresource-js/manifests/crd.yaml",
+                ),
+            ] {
+                extra.extend([
+                    "--extra-plugin".to_owned(),
+                    others.join(plugin).display().to_string(),
+                    "--extra-crd".to_owned(),
+                    root.join(crd).display().to_string(),
+                ]);
+            }
         }
         if let Some(objects) = &self.objects {
             extra.extend(["--objects".to_owned(), objects.clone()]);

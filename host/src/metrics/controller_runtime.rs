@@ -165,9 +165,7 @@ impl ControllerRuntimeMetrics {
             }
             Ended::Success | Ended::Requeue | Ended::RequeueAfter => {}
         }
-        self.time
-            .get_or_create(&labels)
-            .observe(took.as_secs_f64());
+        self.time.get_or_create(&labels).observe(took.as_secs_f64());
     }
 
     /// Counts a reconcile of `controller` as running until the guard is dropped.
