@@ -139,10 +139,7 @@ impl Fleet {
     /// This host leads from now on: starts every plugin's controller.
     pub(crate) fn lead(&mut self) {
         self.leading = true;
-        let names: Vec<Arc<str>> = self.running.keys().cloned().collect();
-        for name in names {
-            self.spawn_controller(&name);
-        }
+        self.spawn_controllers();
     }
 
     /// This host no longer leads: aborts every controller at once, running reconciles
@@ -306,6 +303,7 @@ impl Fleet {
             }
         }
         self.share_out();
+        self.spawn_controllers();
         if startup {
             // What the directory no longer holds. Only at startup: while the host runs, the
             // versions it replaced stay cached, so that going back to one is instant.
@@ -413,7 +411,21 @@ impl Fleet {
                 task: None,
             },
         );
-        if self.leading {
+    }
+
+    /// Starts the controllers of the running plugins that have none, if this host leads:
+    /// after the budget has been shared out, so that each starts with its final share.
+    fn spawn_controllers(&mut self) {
+        if !self.leading {
+            return;
+        }
+        let idle: Vec<Arc<str>> = self
+            .running
+            .iter()
+            .filter(|(_, running)| running.task.is_none())
+            .map(|(name, _)| name.clone())
+            .collect();
+        for name in idle {
             self.spawn_controller(&name);
         }
     }
@@ -433,7 +445,7 @@ impl Fleet {
                 .impersonate_namespace
                 .as_deref()
                 .and_then(|namespace| Impersonation::service_account(namespace, name)),
-            concurrency: self.parts.sandbox.config.instance_slots(),
+            concurrency: u32::try_from(running.limits.slots.size()).unwrap_or(u32::MAX),
         };
         self.parts.status.fail(
             &format!("plugin/{name}/kinds"),

@@ -61,14 +61,16 @@ impl crate::flags::Bench {
             "e2e.md"
         });
         let mut extra = Vec::new();
-        // The lifecycle benchmark runs a fleet of eight Rust plugins unless told otherwise,
-        // with the Python and JavaScript examples beside them: ten plugins.
+        // The lifecycle benchmark runs eight Rust plugins and the Python and JavaScript
+        // examples beside them (ten plugins), or the Rust plugins of `--kinds` alone.
         let kinds = match (&self.kinds, self.lifecycle) {
             (None, true) => Some("8".to_owned()),
             (kinds, _) => kinds.clone(),
         };
         if self.lifecycle {
             extra.push("--lifecycle".to_owned());
+        }
+        if self.lifecycle && self.kinds.is_none() {
             let others = out_dir.join("lifecycle-other-languages");
             if others.exists() {
                 sh.remove_path(&others)?;

@@ -48,10 +48,11 @@ Tasks:
                                   (default 1)
       --fleet-host-instances N    the host's --max-instances in a fleet (default 32 per
                                   plugin, like each native controller)
-      --lifecycle                 measure the plugin lifecycle instead, with the largest of
-                                  --kinds Rust plugins (default 8) and the Python and
-                                  JavaScript examples: start with an empty and a warm compile
-                                  cache, and hot swaps; report in <target>/bench/lifecycle.md
+      --lifecycle                 measure the plugin lifecycle instead: start with an empty
+                                  and a warm compile cache, and hot swaps, with 8 Rust plugins
+                                  and the Python and JavaScript examples (or, with --kinds, the
+                                  largest of --kinds Rust plugins alone); report in
+                                  <target>/bench/lifecycle.md
   help             Print this help.
 ";
 

@@ -170,8 +170,8 @@ impl Quota {
         sizes.size = size;
     }
 
-    #[cfg(test)]
-    fn size(&self) -> usize {
+    /// The current size.
+    pub(crate) fn size(&self) -> usize {
         self.sizes
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
