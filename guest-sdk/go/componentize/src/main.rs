@@ -18,12 +18,16 @@ use wit_parser::Resolve;
 fn main() -> Result<()> {
     let mut wit = PathBuf::from("wit");
     let mut world = None;
+    let mut memory_grow = false;
     let mut files = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--wit" => wit = args.next().context("--wit needs a directory")?.into(),
             "--world" => world = Some(args.next().context("--world needs a name")?),
+            // The adapter's allocations by `memory.grow`, as `wasm-tools component new
+            // --realloc-via-memory-grow`: only to reproduce why Go plugins must not use it.
+            "--realloc-via-memory-grow" => memory_grow = true,
             "-h" | "--help" => {
                 println!("usage: go-componentize [--wit DIR] [--world WORLD] IN.wasm OUT.wasm");
                 return Ok(());
@@ -47,6 +51,7 @@ fn main() -> Result<()> {
 
     let component = ComponentEncoder::default()
         .validate(true)
+        .realloc_via_memory_grow(memory_grow)
         .module(&module)?
         .adapter(
             "wasi_snapshot_preview1",
