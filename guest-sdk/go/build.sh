@@ -40,6 +40,12 @@ done
 mkdir -p "$OUT"
 OUT=$(cd "$OUT" && pwd)
 
+go_version=$(go env GOVERSION 2>/dev/null) || { echo "build.sh: needs Go 1.24 or newer (go not found)" >&2; exit 1; }
+case "$go_version" in
+  go1.1[0-9]|go1.1[0-9].*|go1.2[0-3]|go1.2[0-3].*|go1.[0-9]|go1.[0-9].*)
+    echo "build.sh: needs Go 1.24 or newer for //go:wasmexport, found $go_version" >&2; exit 1 ;;
+esac
+
 COMPONENTIZE=${GO_COMPONENTIZE:-}
 if [ -z "$COMPONENTIZE" ]; then
   target=${CARGO_TARGET_DIR:-$SDK_DIR/componentize/target}
