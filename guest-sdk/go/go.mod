@@ -1,0 +1,3 @@
+module wasm-reconciler.dev/sdk
+
+go 1.24
