@@ -1,4 +1,4 @@
-//! The examples in Python and JavaScript through the real `Host` on a real control plane,
+//! The examples in Python, JavaScript and Go through the real `Host` on a real control plane,
 //! beside the Rust example: each converges like it, with its Events on its objects, also with 32
 //! objects created at once under the host's default limits.
 
@@ -48,6 +48,21 @@ const JAVASCRIPT: Example = Example {
     crd: concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../plugins/myresource-js/manifests/crd.yaml"
+    ),
+};
+
+const GO: Example = Example {
+    plugin: "myresource_go",
+    name: "myresource-go",
+    kind: (
+        "mygroup.example.com",
+        "v1alpha1",
+        "GoResource",
+        "goresources",
+    ),
+    crd: concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../plugins/myresource-go/manifests/crd.yaml"
     ),
 };
 
@@ -145,4 +160,9 @@ async fn the_python_example_converges_beside_the_rust_one_32_at_once() {
 #[tokio::test]
 async fn the_javascript_example_converges_beside_the_rust_one_32_at_once() {
     converges_beside_the_rust_example(&JAVASCRIPT).await;
+}
+
+#[tokio::test]
+async fn the_go_example_converges_beside_the_rust_one_32_at_once() {
+    converges_beside_the_rust_example(&GO).await;
 }

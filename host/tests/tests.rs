@@ -12,7 +12,7 @@
 //! - `lifecycle`: loading plugins: the compile cache, compiling in a child process.
 //! - `reload`: plugins added, upgraded and removed while the host runs.
 //! - `leader`: leader election between real host processes.
-//! - `languages`: the examples in Python (and other languages) beside the Rust one.
+//! - `languages`: the examples in Python, JavaScript and Go beside the Rust one.
 //! - `offline`: `wasm-reconciler reconcile`, one reconcile without a cluster, against golden
 //!   files.
 

@@ -1,7 +1,7 @@
 //! `cargo xtask plugins`: builds every crate in `plugins/` (examples) and `test-plugins/`
 //! (test fixtures) for `wasm32-wasip2` in release and gathers the components into one
-//! directory; the test set also gets the Python and JavaScript examples
-//! (`guest-sdk/python/build.py`, `guest-sdk/js/build.mjs`).
+//! directory; the test set also gets the Python, JavaScript and Go examples
+//! (`guest-sdk/python/build.py`, `guest-sdk/js/build.mjs`, `guest-sdk/go/build.sh`).
 //!
 //! Plugins build with plain `cargo build --target wasm32-wasip2 --release`; this task only adds
 //! the target when it is missing and collects the outputs.
@@ -78,10 +78,15 @@ pub(crate) fn build(sh: &Shell, set: Set) -> anyhow::Result<PathBuf> {
             .run()
             .context("building the Python plugins failed (needs python3 with venv and PyPI)")?;
         let javascript = project_root().join("guest-sdk/js/build.mjs");
-        let js_plugins = javascript_plugins()?;
+        let js_plugins = plugins_with(Path::new("package.json"))?;
         cmd!(sh, "node {javascript} --out {out} {js_plugins...}")
             .run()
             .context("building the JavaScript plugins failed (needs Node.js 20+ and npm)")?;
+        let go = project_root().join("guest-sdk/go/build.sh");
+        let go_plugins = plugins_with(Path::new("go.mod"))?;
+        cmd!(sh, "bash {go} --out {out} {go_plugins...}")
+            .run()
+            .context("building the Go plugins failed (needs Go 1.24+)")?;
     }
     Ok(out)
 }
@@ -133,13 +138,14 @@ fn crates_in(dirs: &[&str]) -> anyhow::Result<Vec<String>> {
     Ok(names)
 }
 
-/// The JavaScript plugins in `plugins/`: the directories with a `package.json`.
-fn javascript_plugins() -> anyhow::Result<Vec<PathBuf>> {
+/// The plugins in `plugins/` of one other language: the directories holding `marker`
+/// (`package.json` for JavaScript, `go.mod` for Go).
+fn plugins_with(marker: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let dir = project_root().join(PLUGIN_DIRS[0]);
     let mut found = Vec::new();
     for entry in std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))? {
         let path = entry?.path();
-        if path.join("package.json").is_file() {
+        if path.join(marker).is_file() {
             found.push(path);
         }
     }

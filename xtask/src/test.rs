@@ -54,6 +54,12 @@ impl crate::flags::Test {
             cmd!(sh, "npm test").run()?;
         }
 
+        step("Go SDK and plugin tests");
+        for dir in ["guest-sdk/go", "plugins/myresource-go"] {
+            let _dir = sh.push_dir(crate::project_root().join(dir));
+            cmd!(sh, "go test ./...").run()?;
+        }
+
         step("tests");
         let _assets = sh.push_env("KUBEBUILDER_ASSETS", &assets);
         let _plugins = sh.push_env("WASM_RECONCILER_TEST_PLUGINS", &plugins);
