@@ -5,6 +5,11 @@
 //! reconcile: the plugin reads the Deployment and patches the status. The API server is an
 //! in-memory HTTP service, so the numbers are the host's and the guest's, not the network's.
 //!
+//! A second group, `languages`, runs the same steady-state reconcile in the Rust, Python,
+//! JavaScript and Go examples, each for its own kind, with the same object otherwise, and
+//! prints each component's size and compile time: the examples found in
+//! `WASM_RECONCILER_TEST_PLUGINS` (where `cargo xtask plugins` builds them) are measured.
+//!
 //! Needs the plugin built: `cargo build --target wasm32-wasip2 --release -p myresource`.
 //! Run: `cargo bench -p wasm-reconciler --bench reconcile`.
 
@@ -24,9 +29,14 @@ use wasm_reconciler_sdk::{
 };
 
 fn my_resource() -> Value {
+    resource_of_kind("MyResource")
+}
+
+/// The steady-state object, of `kind` in the example's group.
+fn resource_of_kind(kind: &str) -> Value {
     json!({
         "apiVersion": "mygroup.example.com/v1alpha1",
-        "kind": "MyResource",
+        "kind": kind,
         "metadata": {
             "name": "demo", "namespace": "default", "uid": "6c0f6d3e-0000-4000-8000-000000000001",
             "generation": 1, "resourceVersion": "100",
@@ -65,8 +75,8 @@ fn in_memory_client() -> kube::Client {
         let path = request.uri().path();
         let body = if path.ends_with("/deployments/demo") {
             deployment()
-        } else if path.ends_with("/myresources/demo/status") {
-            my_resource()
+        } else if let Some(kind) = status_of(path) {
+            resource_of_kind(&kind)
         } else {
             json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "code": 404, "message": "not found"})
         };
@@ -82,6 +92,16 @@ fn in_memory_client() -> kube::Client {
             .body(Body::from(bytes))
     });
     kube::Client::new(service, "default")
+}
+
+/// The kind whose object `demo`'s status `path` patches: `.../pyresources/demo/status` is a
+/// `PyResource`'s.
+fn status_of(path: &str) -> Option<String> {
+    let plural = path.strip_suffix("/demo/status")?.rsplit('/').next()?;
+    let singular = plural.strip_suffix("resources")?;
+    let mut prefix = singular.chars();
+    let first = prefix.next()?.to_ascii_uppercase();
+    Some(format!("{first}{}Resource", prefix.as_str()))
 }
 
 /// The native baseline's host: answers with the same JSON text the host's client would hand
@@ -198,5 +218,61 @@ fn reconcile(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, reconcile);
+/// The examples in every language: file name and reconciled kind.
+const EXAMPLES: [(&str, &str); 4] = [
+    ("myresource.wasm", "MyResource"),
+    ("myresource_py.wasm", "PyResource"),
+    ("myresource_js.wasm", "JsResource"),
+    ("myresource_go.wasm", "GoResource"),
+];
+
+fn languages(c: &mut Criterion) {
+    let Some(dir) = std::env::var_os("WASM_RECONCILER_TEST_PLUGINS").map(PathBuf::from) else {
+        eprintln!(
+            "languages: WASM_RECONCILER_TEST_PLUGINS is not set; `cargo xtask plugins` prints it"
+        );
+        return;
+    };
+    let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
+    let client = runtime.block_on(async { in_memory_client() });
+    let mut group = c.benchmark_group("languages");
+    for (file, kind) in EXAMPLES {
+        let path = dir.join(file);
+        let Ok(size) = std::fs::metadata(&path).map(|metadata| metadata.len()) else {
+            eprintln!("languages: {} not built; skipped", path.display());
+            continue;
+        };
+        let started = std::time::Instant::now();
+        let harness = runtime
+            .block_on(ReconcileHarness::load(&path, client.clone()))
+            .unwrap_or_else(|error| panic!("load {}: {error}", path.display()));
+        eprintln!(
+            "languages: {file}: {:.1} MB, compiled in {:.2} s",
+            size as f64 / 1e6,
+            started.elapsed().as_secs_f64()
+        );
+        let object: DynamicObject = serde_json::from_value(resource_of_kind(kind)).expect("object");
+        runtime
+            .block_on(harness.reconcile(&object))
+            .expect("the call completes")
+            .expect("steady-state reconcile succeeds");
+        group.bench_function(format!("{kind}_instantiate_and_metadata"), |b| {
+            b.to_async(&runtime).iter(|| async {
+                harness.metadata_call().await.expect("metadata");
+            });
+        });
+        group.bench_function(format!("{kind}_reconcile"), |b| {
+            b.to_async(&runtime).iter(|| async {
+                harness
+                    .reconcile(&object)
+                    .await
+                    .expect("call")
+                    .expect("reconcile");
+            });
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, reconcile, languages);
 criterion_main!(benches);
