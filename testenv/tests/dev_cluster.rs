@@ -127,8 +127,8 @@ fn what_a_killed_dev_cluster_left_running_is_stopped_by_the_next() {
     assert!(next.wait_exit().success(), "{:?}", next.output);
 }
 
-/// The example's binary, which `cargo test` builds beside the test binaries (examples are
-/// built, not run, by default).
+/// The example's binary. `cargo test` builds the example only as a test harness (it has
+/// `test = true`), so `cargo xtask test` builds the binary first.
 fn binary() -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     // target/<profile>/deps/tests-<hash> -> target/<profile>/examples/dev_cluster

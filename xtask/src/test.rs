@@ -61,6 +61,9 @@ impl crate::flags::Test {
         }
 
         step("tests");
+        // testenv's dev_cluster tests run the example's binary, which `cargo test` does not
+        // build (it builds the example as a test harness for its unit tests).
+        cmd!(sh, "cargo build -p testenv --example dev_cluster").run()?;
         let _assets = sh.push_env("KUBEBUILDER_ASSETS", &assets);
         let _plugins = sh.push_env("WASM_RECONCILER_TEST_PLUGINS", &plugins);
         cmd!(sh, "cargo test --workspace").run()?;
