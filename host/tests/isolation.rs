@@ -80,12 +80,26 @@ async fn a_plugin_that_hoards_memory_is_stopped_at_its_memory_limit() {
 async fn a_panic_is_a_trap_that_carries_the_panic_message() {
     let harness = hostile().await;
     let outcome = harness.reconcile(&config_map("panic")).await;
-    let Err(CallError::Trap { stderr, .. }) = outcome else {
+    let Err(error) = outcome else {
         panic!("expected a trap, got {outcome:?}");
+    };
+    let CallError::Trap {
+        stderr, backtrace, ..
+    } = &error
+    else {
+        panic!("expected a trap, got {error:?}");
     };
     assert!(
         stderr.contains("hostile plugin panicked on purpose"),
         "{stderr}"
+    );
+    assert!(backtrace.contains("wasm backtrace"), "{backtrace}");
+    // The message, which the host's ReconcileFailed Event carries (at most 1 KiB), says why
+    // and leaves the backtrace to the log.
+    let message = error.to_string();
+    assert!(
+        message.contains("hostile plugin panicked on purpose") && message.len() < 1024,
+        "{message}"
     );
     still_works(&harness).await;
 }

@@ -473,7 +473,14 @@ async fn reconcile(
                 Err(ReconcileFailure::Transient(message))
             }
             Err(error) => {
-                tracing::error!(?elapsed, error = %error, "plugin call failed; will retry");
+                match &error {
+                    CallError::Trap {
+                        backtrace, stderr, ..
+                    } => {
+                        tracing::error!(?elapsed, error = %error, %backtrace, %stderr, "plugin call failed; will retry");
+                    }
+                    _ => tracing::error!(?elapsed, error = %error, "plugin call failed; will retry"),
+                }
                 controller.call_failed(&regarding, &error).await;
                 Err(ReconcileFailure::Call(error))
             }

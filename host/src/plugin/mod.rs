@@ -93,9 +93,11 @@ pub enum CallError {
     /// The guest trapped (a Rust panic, an `unreachable`, an out-of-bounds access...).
     #[error("plugin trapped: {message}{}", stderr_suffix(.stderr))]
     Trap {
-        /// The trap, with the guest's backtrace where known.
+        /// The trap itself, e.g. ``wasm trap: wasm `unreachable` instruction executed``.
         message: String,
-        /// What the guest wrote to stderr (a Rust panic message lands there).
+        /// The trap with the guest's backtrace where known, for the log.
+        backtrace: String,
+        /// What the guest wrote to stderr (a Rust panic message, a Python traceback).
         stderr: String,
     },
     /// The guest used up its CPU budget.
@@ -132,12 +134,22 @@ pub enum CallError {
     Instantiate(wasmtime::Error),
 }
 
+/// Bytes of the guest's stderr an error's message carries: its end, where a panic message or
+/// a traceback's exception is, so that an Event about the error (at most 1 KiB) shows it.
+const STDERR_IN_MESSAGE: usize = 512;
+
 fn stderr_suffix(stderr: &str) -> String {
     if stderr.is_empty() {
-        String::new()
-    } else {
-        format!("; stderr: {stderr}")
+        return String::new();
     }
+    if stderr.len() <= STDERR_IN_MESSAGE {
+        return format!("; stderr: {stderr}");
+    }
+    let mut start = stderr.len() - STDERR_IN_MESSAGE;
+    while !stderr.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("; stderr (its end): ...{}", &stderr[start..])
 }
 
 /// How often a call waiting for its plugin's memory share looks again, besides when one of
@@ -486,7 +498,8 @@ impl Instances {
             );
         }
         CallError::Trap {
-            message: format!("{error:?}"),
+            message: error.root_cause().to_string(),
+            backtrace: format!("{error:?}"),
             stderr,
         }
     }
@@ -541,6 +554,23 @@ mod tests {
             owns: vec![gvk("apps", "v1", "Deployment")],
             reads: vec![gvk("", "v1", "ConfigMap")],
         }
+    }
+
+    #[test]
+    fn an_error_message_carries_the_end_of_a_long_stderr() {
+        let traceback = format!(
+            "Traceback (most recent call last):\n{}ValueError: boom",
+            "  File x\n".repeat(200)
+        );
+        let error = CallError::Trap {
+            message: "wasm trap: wasm `unreachable` instruction executed".into(),
+            backtrace: "a long backtrace".into(),
+            stderr: traceback,
+        };
+        let text = error.to_string();
+        assert!(text.ends_with("ValueError: boom"), "{text}");
+        assert!(text.len() < 700, "{} bytes", text.len());
+        assert!(!text.contains("a long backtrace"));
     }
 
     #[test]
