@@ -376,8 +376,9 @@ impl Instances {
         self.run_within(plugin, scope, timeout, call).await
     }
 
-    /// [`Instances::run`] with a wall-clock limit of `timeout`, which also bounds the wait for
-    /// a slot: time a guest spends blocked (sleeping, polling, waiting on imports) counts.
+    /// [`Instances::run`] with a wall-clock limit of `timeout`, from the moment the call has
+    /// its slots: waiting for the plugin's memory share and time the guest spends blocked
+    /// (sleeping, polling, waiting on imports) count.
     async fn run_within<R>(
         &self,
         plugin: Arc<str>,

@@ -79,8 +79,10 @@ impl SandboxConfig {
 
     /// The most wall-clock time one call may take, host imports included (default 30 s).
     ///
-    /// Time a guest spends blocked (sleeping, polling, waiting for a slot or an import)
-    /// counts: it is the bound on how long one reconcile can hold one of its plugin's slots.
+    /// Counted from the moment the call has its slots: time spent waiting for its plugin's
+    /// memory share, and time the guest spends blocked (sleeping, polling, waiting on an
+    /// import), counts. It is the bound on how long one reconcile can hold one of its
+    /// plugin's slots.
     #[must_use]
     pub fn call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
