@@ -37,7 +37,9 @@ use tracing::Instrument;
 
 use crate::client::Impersonation;
 use crate::kinds::DeclaredKinds;
-use crate::metrics::{Ended, Limit, LimitLabels, Metrics, PluginLabels, ReconcileResult};
+use crate::metrics::{
+    ControllerSeries, Ended, Limit, LimitLabels, Metrics, PluginLabels, ReconcileResult,
+};
 use crate::object::ReconciledObject;
 use crate::plugin::{CallError, CallScope, LivePlugin, Outcome, ScopeParts};
 use crate::recorder::{EventType, Recorder};
@@ -112,6 +114,8 @@ struct PluginCounters {
     requeues_throttled: Counter,
     suspensions: Counter,
     suspended: Gauge,
+    /// controller-runtime's names for the same reconciles.
+    controller_runtime: ControllerSeries,
 }
 
 impl PluginCounters {
@@ -123,6 +127,7 @@ impl PluginCounters {
             requeues_throttled: families.requeues_throttled.get_or_create(&labels).clone(),
             suspensions: families.suspensions.get_or_create(&labels).clone(),
             suspended: families.suspended.get_or_create(&labels).clone(),
+            controller_runtime: metrics.controller_runtime.of(plugin),
         }
     }
 }
@@ -416,10 +421,7 @@ async fn reconcile(
             },
         );
         let object_json = serde_json::to_string(object.as_ref())?;
-        let _worker = controller
-            .metrics
-            .controller_runtime
-            .worker(controller.plugin.name());
+        let _worker = controller.counters.controller_runtime.worker();
         let started = std::time::Instant::now();
         let outcome = plugin.reconcile(scope, object_json).await;
         let elapsed = started.elapsed();
@@ -446,9 +448,9 @@ async fn reconcile(
             Err(_) => Ended::Error,
         };
         controller
-            .metrics
+            .counters
             .controller_runtime
-            .reconciled(controller.plugin.name(), ended, elapsed);
+            .reconciled(ended, elapsed);
         if outcome.is_ok() {
             controller.call_completed();
         }

@@ -73,6 +73,54 @@ pub(crate) struct ControllerRuntimeMetrics {
     active_workers: Family<ControllerLabels, Gauge>,
 }
 
+/// One controller's series of the `controller_runtime_*` families.
+#[derive(Debug, Clone)]
+pub(crate) struct ControllerSeries {
+    success: Counter,
+    requeue: Counter,
+    requeue_after: Counter,
+    error: Counter,
+    errors: Counter,
+    terminal_errors: Counter,
+    panics: Counter,
+    time: Histogram,
+    active_workers: Gauge,
+}
+
+impl ControllerSeries {
+    /// Counts a reconcile that ended as `ended` after `took`.
+    pub(crate) fn reconciled(&self, ended: Ended, took: Duration) {
+        let result = match ended {
+            Ended::Success => &self.success,
+            Ended::Requeue => &self.requeue,
+            Ended::RequeueAfter => &self.requeue_after,
+            Ended::Error | Ended::TerminalError | Ended::Panic => &self.error,
+        };
+        result.inc();
+        match ended {
+            Ended::Error => {
+                self.errors.inc();
+            }
+            Ended::TerminalError => {
+                self.errors.inc();
+                self.terminal_errors.inc();
+            }
+            Ended::Panic => {
+                self.errors.inc();
+                self.panics.inc();
+            }
+            Ended::Success | Ended::Requeue | Ended::RequeueAfter => {}
+        }
+        self.time.observe(took.as_secs_f64());
+    }
+
+    /// Counts a reconcile as running until the guard is dropped.
+    pub(crate) fn worker(&self) -> ActiveWorker {
+        self.active_workers.inc();
+        ActiveWorker(self.active_workers.clone())
+    }
+}
+
 /// One reconcile running: counted in `controller_runtime_active_workers` until dropped.
 pub(crate) struct ActiveWorker(Gauge);
 
@@ -134,50 +182,30 @@ impl ControllerRuntimeMetrics {
         metrics
     }
 
-    /// Counts a reconcile of `controller` that ended as `ended` after `took`.
-    pub(crate) fn reconciled(&self, controller: &str, ended: Ended, took: Duration) {
+    /// The series of `controller`, looked up once rather than per reconcile.
+    pub(crate) fn of(&self, controller: &str) -> ControllerSeries {
         let labels = ControllerLabels {
             controller: controller.to_owned(),
         };
-        let result = match ended {
-            Ended::Success => ResultLabel::success,
-            Ended::Requeue => ResultLabel::requeue,
-            Ended::RequeueAfter => ResultLabel::requeue_after,
-            Ended::Error | Ended::TerminalError | Ended::Panic => ResultLabel::error,
+        let result = |result| {
+            self.reconciles
+                .get_or_create(&ResultLabels {
+                    controller: controller.to_owned(),
+                    result,
+                })
+                .clone()
         };
-        self.reconciles
-            .get_or_create(&ResultLabels {
-                controller: controller.to_owned(),
-                result,
-            })
-            .inc();
-        match ended {
-            Ended::Error => {
-                self.errors.get_or_create(&labels).inc();
-            }
-            Ended::TerminalError => {
-                self.errors.get_or_create(&labels).inc();
-                self.terminal_errors.get_or_create(&labels).inc();
-            }
-            Ended::Panic => {
-                self.errors.get_or_create(&labels).inc();
-                self.panics.get_or_create(&labels).inc();
-            }
-            Ended::Success | Ended::Requeue | Ended::RequeueAfter => {}
+        ControllerSeries {
+            success: result(ResultLabel::success),
+            requeue: result(ResultLabel::requeue),
+            requeue_after: result(ResultLabel::requeue_after),
+            error: result(ResultLabel::error),
+            errors: self.errors.get_or_create(&labels).clone(),
+            terminal_errors: self.terminal_errors.get_or_create(&labels).clone(),
+            panics: self.panics.get_or_create(&labels).clone(),
+            time: self.time.get_or_create(&labels).clone(),
+            active_workers: self.active_workers.get_or_create(&labels).clone(),
         }
-        self.time.get_or_create(&labels).observe(took.as_secs_f64());
-    }
-
-    /// Counts a reconcile of `controller` as running until the guard is dropped.
-    pub(crate) fn worker(&self, controller: &str) -> ActiveWorker {
-        let gauge = self
-            .active_workers
-            .get_or_create(&ControllerLabels {
-                controller: controller.to_owned(),
-            })
-            .clone();
-        gauge.inc();
-        ActiveWorker(gauge)
     }
 
     /// How many reconciles of `controller` may run at once: its instance slots.
@@ -207,6 +235,7 @@ mod tests {
     fn results_and_errors_are_counted_as_controller_runtime_counts_them() {
         let mut registry = Registry::default();
         let metrics = ControllerRuntimeMetrics::register(&mut registry);
+        let series = metrics.of("p");
         for ended in [
             Ended::Success,
             Ended::RequeueAfter,
@@ -214,9 +243,9 @@ mod tests {
             Ended::Panic,
             Ended::Error,
         ] {
-            metrics.reconciled("p", ended, Duration::from_millis(3));
+            series.reconciled(ended, Duration::from_millis(3));
         }
-        let worker = metrics.worker("p");
+        let worker = series.worker();
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).expect("encode");
         for line in [

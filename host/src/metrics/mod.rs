@@ -19,7 +19,7 @@ use prometheus_client::registry::Registry;
 
 mod controller_runtime;
 
-pub(crate) use controller_runtime::{ControllerRuntimeMetrics, Ended};
+pub(crate) use controller_runtime::{ControllerRuntimeMetrics, ControllerSeries, Ended};
 
 /// Most distinct reasons of one plugin on event counters.
 pub(crate) const MAX_REASONS_PER_PLUGIN: usize = 200;
