@@ -27,7 +27,8 @@ use testenv::TestEnv;
 
 use crate::report::median;
 use crate::run::{
-    Controller, Kind, Process, Setup, fleet_budget_mib, free_port, install_crd, is_ready, spawn,
+    Controller, Process, Setup, fleet_budget_mib, free_port, http_get, is_ready, kubectl, spawn,
+    start_control_plane,
 };
 
 /// How often the metrics and `/readyz` are polled.
@@ -110,29 +111,18 @@ async fn one(
         .fleet_plugins
         .as_ref()
         .context("the lifecycle benchmark needs the fleet's plugins")?;
-    let env = TestEnv::builder()
-        .start_timeout(STEP_TIMEOUT)
-        .start()
-        .await
-        .context("starting the control plane")?;
-    let members: Vec<Kind> = (0..kinds).map(|member| Kind::of(member, kinds)).collect();
-    for kind in &members {
-        install_crd(&env, &setup.crd, kind).await?;
-    }
+    let (env, _) = start_control_plane(setup, kinds, STEP_TIMEOUT).await?;
     for crd in &extras.crds {
         let crd = crd.to_string_lossy();
-        kubectl(&env, &["apply", "-f", &crd]).await?;
-        kubectl(
-            &env,
-            &[
-                "wait",
-                "--for=condition=Established",
-                "-f",
-                &crd,
-                "--timeout=60s",
-            ],
-        )
-        .await?;
+        kubectl(&env, &["apply", "-f", &crd], None).await?;
+        let established = [
+            "wait",
+            "--for=condition=Established",
+            "-f",
+            &crd,
+            "--timeout=60s",
+        ];
+        kubectl(&env, &established, None).await?;
     }
     let label = format!("lifecycle-{kinds}-run-{index}");
     let plugins = fresh_dir(&setup.log_dir.join(format!("{label}-plugins")))?;
@@ -151,25 +141,16 @@ async fn one(
     }
     let plugin_count = kinds + extras.plugins.len();
 
-    let mut host = Host::start(
-        setup,
-        &env,
-        &plugins,
-        &cache,
-        plugin_count,
-        &format!("{label}-cold"),
-    )?;
+    let start = |phase: &str| {
+        let log = format!("{label}-{phase}");
+        Host::start(setup, &env, &plugins, &cache, plugin_count, &log)
+    };
+    let mut host = start("cold")?;
     let (cold_running, cold_ready) = host.wait_running_and_ready(plugin_count).await?;
     host.process.stop().await;
 
-    let mut host = Host::start(
-        setup,
-        &env,
-        &plugins,
-        &cache,
-        plugin_count,
-        &format!("{label}-warm"),
-    )?;
+    // The same directory and cache again: every plugin comes from the cache.
+    let mut host = start("warm")?;
     let (warm_running, warm_ready) = host.wait_running_and_ready(plugin_count).await?;
 
     let original = std::fs::read(plugins.join("fleet-0.wasm"))?;
@@ -270,7 +251,7 @@ impl Host {
         let deadline = Instant::now() + STEP_TIMEOUT;
         loop {
             self.process.check_running()?;
-            if let Some(text) = get_metrics(self.metrics).await
+            if let Some((_, text)) = http_get(self.metrics, "/metrics").await
                 && done(&text)
             {
                 return Ok(());
@@ -281,19 +262,6 @@ impl Host {
             tokio::time::sleep(POLL).await;
         }
     }
-}
-
-/// `GET /metrics`, if it answers.
-async fn get_metrics(address: std::net::SocketAddr) -> Option<String> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(address).await.ok()?;
-    stream
-        .write_all(b"GET /metrics HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
-        .await
-        .ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    Some(response)
 }
 
 /// The value of `name{labels}` in Prometheus text, 0 if absent.
@@ -335,23 +303,6 @@ fn leb128(out: &mut Vec<u8>, mut value: usize) {
         }
         out.push(byte | 0x80);
     }
-}
-
-/// Runs kubectl against `env`, failing with its stderr.
-async fn kubectl(env: &TestEnv, args: &[&str]) -> anyhow::Result<()> {
-    let output = tokio::process::Command::from(env.kubectl()?)
-        .args(args)
-        .output()
-        .await
-        .with_context(|| format!("running kubectl {}", args.join(" ")))?;
-    if !output.status.success() {
-        bail!(
-            "kubectl {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
 }
 
 fn markdown(what: &str, runs: &[LifecycleRun]) -> String {

@@ -228,15 +228,7 @@ pub(crate) async fn run(
                 .join(" ")
         })
         .unwrap_or_default();
-    let env = TestEnv::builder()
-        .start_timeout(START_TIMEOUT)
-        .start()
-        .await
-        .context("starting the control plane")?;
-    let kinds: Vec<Kind> = (0..kinds).map(|index| Kind::of(index, kinds)).collect();
-    for kind in &kinds {
-        install_crd(&env, &setup.crd, kind).await?;
-    }
+    let (env, kinds) = start_control_plane(setup, kinds, START_TIMEOUT).await?;
     let client = env.client();
     let my_resources: Vec<Api<DynamicObject>> =
         kinds.iter().map(|kind| kind.api(&client)).collect();
@@ -344,6 +336,24 @@ pub(crate) async fn run(
     })
 }
 
+/// A fresh control plane with the CRDs (and namespaces) of `kinds` kinds, served.
+pub(crate) async fn start_control_plane(
+    setup: &Setup,
+    kinds: usize,
+    timeout: Duration,
+) -> anyhow::Result<(TestEnv, Vec<Kind>)> {
+    let env = TestEnv::builder()
+        .start_timeout(timeout)
+        .start()
+        .await
+        .context("starting the control plane")?;
+    let kinds: Vec<Kind> = (0..kinds).map(|index| Kind::of(index, kinds)).collect();
+    for kind in &kinds {
+        install_crd(&env, &setup.crd, kind).await?;
+    }
+    Ok((env, kinds))
+}
+
 /// The sum of `measure` over the processes.
 fn sum_of(pids: &[u32], measure: fn(u32) -> anyhow::Result<f64>) -> anyhow::Result<f64> {
     pids.iter().map(|&pid| measure(pid)).sum()
@@ -359,43 +369,49 @@ pub(crate) async fn install_crd(env: &TestEnv, crd: &Path, kind: &Kind) -> anyho
     let namespace =
         json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": kind.namespace}});
     let manifest = format!("{manifest}\n---\n{namespace}\n");
-    let steps: [(Vec<&str>, Option<&str>); 2] = [
-        (vec!["apply", "-f", "-"], Some(&manifest)),
-        (
-            vec![
-                "wait",
-                "--for=condition=Established",
-                &crd_name,
-                "--timeout=60s",
-            ],
-            None,
-        ),
-    ];
-    for (args, input) in steps {
-        let mut command = tokio::process::Command::from(env.kubectl()?);
-        command
-            .args(&args)
-            .stdin(if input.is_some() {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            })
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = command
-            .spawn()
-            .with_context(|| format!("running kubectl {}", args.join(" ")))?;
-        if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
-            stdin.write_all(input.as_bytes()).await?;
-        }
-        let output = child.wait_with_output().await?;
-        if !output.status.success() {
-            bail!(
-                "kubectl {} failed: {}",
-                args.join(" "),
-                String::from_utf8_lossy(&output.stderr)
-            );
-        }
+    kubectl(env, &["apply", "-f", "-"], Some(&manifest)).await?;
+    kubectl(
+        env,
+        &[
+            "wait",
+            "--for=condition=Established",
+            &crd_name,
+            "--timeout=60s",
+        ],
+        None,
+    )
+    .await
+}
+
+/// Runs kubectl against `env` with `input` on its stdin, failing with its stderr.
+pub(crate) async fn kubectl(
+    env: &TestEnv,
+    args: &[&str],
+    input: Option<&str>,
+) -> anyhow::Result<()> {
+    let mut command = tokio::process::Command::from(env.kubectl()?);
+    command
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("running kubectl {}", args.join(" ")))?;
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(input.as_bytes()).await?;
+    }
+    let output = child.wait_with_output().await?;
+    if !output.status.success() {
+        bail!(
+            "kubectl {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
     Ok(())
 }
@@ -565,19 +581,28 @@ async fn wait_until_ready(process: &mut Process) -> anyhow::Result<()> {
 
 /// Whether `GET /readyz` answers `200`.
 pub(crate) async fn is_ready(address: SocketAddr) -> bool {
-    let probe = async {
+    http_get(address, "/readyz")
+        .await
+        .is_some_and(|(status, _)| status == 200)
+}
+
+/// `GET path` over plain HTTP/1.1, within 2 s: the status code and the whole response.
+pub(crate) async fn http_get(address: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let get = async {
         let mut stream = tokio::net::TcpStream::connect(address).await?;
-        stream
-            .write_all(b"GET /readyz HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n")
-            .await?;
-        let mut response = Vec::new();
-        stream.read_to_end(&mut response).await?;
-        std::io::Result::Ok(response.starts_with(b"HTTP/1.1 200"))
+        let request =
+            format!("GET {path} HTTP/1.1\r\nhost: 127.0.0.1\r\nconnection: close\r\n\r\n");
+        stream.write_all(request.as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        std::io::Result::Ok(response)
     };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(2), probe).await,
-        Ok(Ok(true))
-    )
+    let response = tokio::time::timeout(Duration::from_secs(2), get)
+        .await
+        .ok()?
+        .ok()?;
+    let status = response.split_whitespace().nth(1)?.parse().ok()?;
+    Some((status, response))
 }
 
 /// How many objects got somewhere, and when the count last grew.
