@@ -18,7 +18,7 @@ set -euo pipefail
 SDK_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 REPO_DIR=$(cd "$SDK_DIR/../.." && pwd)
 OUT=
-WIT="$REPO_DIR/wit"
+WIT="$REPO_DIR/wit/0.1.0"
 PLUGINS=()
 
 usage() {

@@ -12,7 +12,7 @@
 // directory: a fresh machine needs only Node.js 20+ and access to the npm registry. Then, for
 // each plugin, it bundles the reconciler, the SDK and the component glue into one ES module
 // (rolldown; the `wasm-reconciler:plugin/*` imports stay external) and componentizes it with
-// componentize-js (StarlingMonkey) against the world `reconciler` in ../../wit, with every WASI
+// componentize-js (StarlingMonkey) against the world `reconciler` in ../../wit/0.1.0, with every WASI
 // feature disabled: the component imports nothing but the host's own interfaces.
 
 import { spawnSync } from 'node:child_process';
@@ -35,7 +35,7 @@ Builds each plugin directory (default: ${join(REPO_DIR, 'plugins', 'myresource-j
 DIR/<package name with - as _>.wasm.
 
   --out DIR   where to write the components (created if missing)
-  --wit DIR   the WIT package (default: ${join(REPO_DIR, 'wit')})
+  --wit DIR   the WIT package (default: ${join(REPO_DIR, 'wit', '0.1.0')})
   -h, --help  this text`;
 
 async function main() {
@@ -45,7 +45,7 @@ async function main() {
       allowPositionals: true,
       options: {
         out: { type: 'string' },
-        wit: { type: 'string', default: join(REPO_DIR, 'wit') },
+        wit: { type: 'string', default: join(REPO_DIR, 'wit', '0.1.0') },
         help: { type: 'boolean', short: 'h' },
       },
     });

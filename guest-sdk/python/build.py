@@ -35,7 +35,7 @@ from pathlib import Path
 
 SDK_DIR = Path(__file__).resolve().parent
 REPO = SDK_DIR.parent.parent
-WIT_DIR = REPO / "wit"
+WIT_DIR = REPO / "wit" / "0.1.0"
 PLUGINS_DIR = REPO / "plugins"
 REQUIREMENTS = SDK_DIR / "requirements.txt"
 #: The WIT world every plugin targets.

@@ -27,7 +27,7 @@ Tasks:
       --skip-go-mod-check         do not regenerate go.mod to compare (needs the Go proxy)
   out-of-tree      Build a plugin crate outside the workspace against a copy of guest-sdk/ alone
                    (by path, offline) for wasm32-wasip2, and run its test-kit test: what a
-                   plugin author's own repository does. Also checks guest-sdk/wit/ against wit/.
+                   plugin author's own repository does. Also checks guest-sdk/wit/ against wit/0.2.0/.
   dev              A local cluster for plugin authors: start etcd, kube-apiserver and
                    kube-controller-manager on loopback, install the example plugins' CRDs,
                    write a kubeconfig to ${XDG_CACHE_HOME:-~/.cache}/wasm-reconciler/dev/kubeconfig

@@ -156,15 +156,19 @@ pub(crate) fn check(sh: &Shell) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Fails unless `guest-sdk/wit/` holds exactly the files of the contract in `wit/`: the SDK
-/// carries its own copy so that it builds without the rest of the repository.
+/// The contract version the Rust SDK targets: `wit/<version>/`.
+const SDK_CONTRACT: &str = "0.2.0";
+
+/// Fails unless `guest-sdk/wit/` holds exactly the files of the contract version the SDK
+/// targets, `wit/0.2.0/`: the SDK carries its own copy so that it builds without the rest of
+/// the repository.
 pub(crate) fn check_wit_copy(root: &Path) -> anyhow::Result<()> {
-    let contract = wit_files(&root.join("wit"))?;
+    let contract = wit_files(&root.join("wit").join(SDK_CONTRACT))?;
     let copy = wit_files(&root.join("guest-sdk/wit"))?;
     if contract != copy {
         bail!(
-            "guest-sdk/wit/ is not a copy of wit/: run `rm -r guest-sdk/wit && cp -r wit \
-             guest-sdk/wit` and commit (the SDK carries the contract so that it builds outside \
+            "guest-sdk/wit/ is not a copy of wit/{SDK_CONTRACT}/: run `rm -r guest-sdk/wit && \
+             cp -r wit/{SDK_CONTRACT} guest-sdk/wit` and commit (the SDK carries the contract so that it builds outside \
              this repository)"
         );
     }

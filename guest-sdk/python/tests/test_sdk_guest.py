@@ -30,7 +30,7 @@ from wasm_reconciler_sdk import (
     export,
 )
 
-WIT = Path(__file__).resolve().parents[3] / "wit"
+WIT = Path(__file__).resolve().parents[3] / "wit" / "0.1.0"
 GENERATED = ("wit_world", "componentize_py_types", "componentize_py_async_support", "poll_loop")
 
 
