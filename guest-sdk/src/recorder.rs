@@ -314,7 +314,7 @@ pub fn validate_annotations(annotations: &[(String, String)]) -> Result<(), Even
     let mut total = 0usize;
     let mut seen = std::collections::BTreeSet::new();
     for (key, value) in annotations {
-        validate_annotation_key(key)
+        crate::names::validate_qualified_name(key, false)
             .map_err(|problem| EventError::InvalidAnnotation(format!("key {key:?}: {problem}")))?;
         if !seen.insert(key.as_str()) {
             return Err(EventError::InvalidAnnotation(format!(
@@ -329,36 +329,6 @@ pub fn validate_annotations(annotations: &[(String, String)]) -> Result<(), Even
         )));
     }
     Ok(())
-}
-
-fn validate_annotation_key(key: &str) -> Result<(), String> {
-    let (prefix, name) = match key.split_once('/') {
-        Some((prefix, name)) => (Some(prefix), name),
-        None => (None, key),
-    };
-    if let Some(prefix) = prefix
-        && !is_dns1123_subdomain(prefix)
-    {
-        return Err(format!(
-            "prefix {prefix:?} is not a DNS subdomain (at most 253 of a-z, 0-9, '-' and '.')"
-        ));
-    }
-    let bytes = name.as_bytes();
-    let ends_ok = bytes.first().is_some_and(u8::is_ascii_alphanumeric)
-        && bytes.last().is_some_and(u8::is_ascii_alphanumeric);
-    let chars_ok = bytes
-        .iter()
-        .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
-    if bytes.is_empty() || bytes.len() > 63 || !ends_ok || !chars_ok {
-        return Err(format!(
-            "name {name:?} must be 1-63 of A-Z, a-z, 0-9, '-', '_' and '.', alphanumeric at both ends"
-        ));
-    }
-    Ok(())
-}
-
-fn is_dns1123_subdomain(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 253 && s.split('.').all(crate::metadata::is_dns1123_label)
 }
 
 /// Truncates a message the way the host does: over [`MAX_MESSAGE_BYTES`] bytes, it is cut

@@ -1,12 +1,15 @@
-//! One call to `reconcile`: the object as it is now.
+//! One call to `reconcile` or `cleanup`: the object as it is now.
+
+use std::collections::BTreeMap;
 
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::{Error, Gvk};
 
-/// One call to [`Reconciler::reconcile`](crate::Reconciler::reconcile): the reconciled
-/// object as the API server returned it.
+/// One call to [`Reconciler::reconcile`](crate::Reconciler::reconcile) or
+/// [`Reconciler::cleanup`](crate::Reconciler::cleanup): the reconciled object as the API
+/// server returned it.
 ///
 /// Reconciliation is level-triggered: a request says what the object is now, never whether
 /// it was added, modified or deleted.
@@ -118,6 +121,20 @@ impl Request {
         Some(Gvk::from_api_version(api_version, kind))
     }
 
+    /// `metadata.labels` (values that are not strings left out); empty when it has none.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        crate::selector::labels_of(&self.object)
+    }
+
+    /// `metadata.finalizers`; empty when it has none.
+    pub fn finalizers(&self) -> Vec<&str> {
+        self.object
+            .pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .map(|names| names.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default()
+    }
+
     /// Whether `metadata.deletionTimestamp` is set: the object is being deleted.
     pub fn is_being_deleted(&self) -> bool {
         self.object
@@ -138,7 +155,8 @@ mod tests {
     fn accessors_read_the_metadata() {
         let request = Request::from_json(
             r#"{"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"a","uid":"u-1",
-                "resourceVersion":"7","deletionTimestamp":"2024-01-01T00:00:00Z"}}"#,
+                "resourceVersion":"7","deletionTimestamp":"2024-01-01T00:00:00Z",
+                "labels":{"app":"web"},"finalizers":["example.com/f"]}}"#,
         )
         .unwrap();
         assert_eq!(request.name(), "a");
@@ -148,6 +166,8 @@ mod tests {
         assert_eq!(request.resource_version(), Some("7"));
         assert_eq!(request.gvk(), Some(Gvk::new("apps", "v1", "Deployment")));
         assert!(request.is_being_deleted());
+        assert_eq!(request.labels().get("app").map(String::as_str), Some("web"));
+        assert_eq!(request.finalizers(), ["example.com/f"]);
     }
 
     #[test]

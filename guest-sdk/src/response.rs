@@ -49,11 +49,13 @@ impl Response {
 
     /// The delay as the WIT carries it: whole milliseconds, rounded up, saturating.
     pub(crate) fn requeue_after_ms(&self) -> Option<u64> {
-        self.requeue_after.map(|delay| {
-            let millis = delay.as_nanos().div_ceil(1_000_000);
-            u64::try_from(millis).unwrap_or(u64::MAX)
-        })
+        self.requeue_after.map(millis_rounded_up)
     }
+}
+
+/// A duration in whole milliseconds, rounded up and saturating, as the WIT carries delays.
+pub(crate) fn millis_rounded_up(duration: Duration) -> u64 {
+    u64::try_from(duration.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
 impl Default for Response {
