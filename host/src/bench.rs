@@ -80,6 +80,7 @@ impl ReconcileHarness {
             reconciles: resolve(&metadata.reconciles),
             owns: metadata.owns.iter().map(resolve).collect(),
             reads: metadata.reads.iter().map(resolve).collect(),
+            watches: metadata.watches.iter().map(|w| resolve(&w.kind)).collect(),
         });
         let (recorder, recorder_task) = Recorder::start(
             client.clone(),
@@ -128,6 +129,8 @@ impl ReconcileHarness {
                 api_calls_refused: Default::default(),
                 payload_bytes: &self.plugin.limits().payload_bytes,
                 impersonate: None,
+                // No caches: reads go to the (in-memory) API server.
+                caches: &Arc::default(),
             },
         );
         let json = serde_json::to_string(object).expect("the object serializes");

@@ -45,12 +45,22 @@ pub(crate) struct Rule {
 pub(crate) fn rules(metadata: &plugin::Metadata) -> Vec<Rule> {
     let plural = |gvk: &GroupVersionKind| ApiResource::from_gvk(gvk).plural;
     let reconciled = &metadata.reconciles;
+    let v0_2 = metadata.contract >= plugin::Contract::V0_2;
     let mut rules = vec![
-        Rule {
-            group: reconciled.group.clone(),
-            resource: plural(reconciled),
-            verbs: &["get", "list", "watch"],
-            why: "the reconciled kind: watched into the host's cache",
+        if metadata.finalizer.is_some() {
+            Rule {
+                group: reconciled.group.clone(),
+                resource: plural(reconciled),
+                verbs: &["get", "list", "watch", "patch"],
+                why: "the reconciled kind: watched into the host's cache; the plugin's finalizer added and removed by JSON patch",
+            }
+        } else {
+            Rule {
+                group: reconciled.group.clone(),
+                resource: plural(reconciled),
+                verbs: &["get", "list", "watch"],
+                why: "the reconciled kind: watched into the host's cache",
+            }
         },
         Rule {
             group: reconciled.group.clone(),
@@ -66,19 +76,45 @@ pub(crate) fn rules(metadata: &plugin::Metadata) -> Vec<Rule> {
         },
     ];
     for owned in &metadata.owns {
-        rules.push(Rule {
-            group: owned.group.clone(),
-            resource: plural(owned),
-            verbs: &["get", "list", "watch", "create", "patch"],
-            why: "an owned kind: watched, read, and server-side applied",
+        rules.push(if v0_2 {
+            Rule {
+                group: owned.group.clone(),
+                resource: plural(owned),
+                verbs: &["get", "list", "watch", "create", "patch", "delete"],
+                why: "an owned kind: watched into the host's cache, server-side applied, and deleted",
+            }
+        } else {
+            Rule {
+                group: owned.group.clone(),
+                resource: plural(owned),
+                verbs: &["get", "list", "watch", "create", "patch"],
+                why: "an owned kind: watched, read, and server-side applied",
+            }
         });
     }
     for read in &metadata.reads {
+        rules.push(if v0_2 {
+            Rule {
+                group: read.group.clone(),
+                resource: plural(read),
+                verbs: &["get", "list", "watch"],
+                why: "a kind the plugin reads: watched into the host's cache",
+            }
+        } else {
+            Rule {
+                group: read.group.clone(),
+                resource: plural(read),
+                verbs: &["get"],
+                why: "a kind the plugin reads",
+            }
+        });
+    }
+    for watch in &metadata.watches {
         rules.push(Rule {
-            group: read.group.clone(),
-            resource: plural(read),
-            verbs: &["get"],
-            why: "a kind the plugin reads",
+            group: watch.kind.group.clone(),
+            resource: plural(&watch.kind),
+            verbs: &["get", "list", "watch"],
+            why: "a watched kind: watched into the host's cache, changes mapped to reconciled objects",
         });
     }
     rules
@@ -129,15 +165,55 @@ fn describe(path: &Path, plugin: &Plugin) -> String {
     };
     let mut out = String::new();
     let _ = writeln!(out, "{}: ok", path.display());
-    let _ = writeln!(
-        out,
-        "  contract:   {}",
-        plugin.contract().unwrap_or("unknown")
-    );
+    let _ = writeln!(out, "  contract:   {}", plugin.contract());
     let _ = writeln!(out, "  name:       {}", metadata.name);
     let _ = writeln!(out, "  reconciles: {}", gvk_text(&metadata.reconciles));
     let _ = writeln!(out, "  owns:       {}", kinds(&metadata.owns));
     let _ = writeln!(out, "  reads:      {}", kinds(&metadata.reads));
+    if metadata.contract >= plugin::Contract::V0_2 {
+        let watches = if metadata.watches.is_empty() {
+            "(none)".to_owned()
+        } else {
+            metadata
+                .watches
+                .iter()
+                .map(|watch| {
+                    let mapping = match &watch.mapping {
+                        plugin::WatchMapping::OwnerReferences => "by owner references".to_owned(),
+                        plugin::WatchMapping::Label(key) => format!("by label {key}"),
+                        plugin::WatchMapping::SameNamespace => {
+                            "every object in its namespace".to_owned()
+                        }
+                    };
+                    format!("{} ({mapping})", gvk_text(&watch.kind))
+                })
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        let _ = writeln!(out, "  watches:    {watches}");
+        let selector = metadata
+            .selector
+            .as_ref()
+            .map_or_else(|| "(all objects)".to_owned(), ToString::to_string);
+        let _ = writeln!(out, "  selector:   {selector}");
+        let namespaces = if metadata.namespaces.is_empty() {
+            "(all)".to_owned()
+        } else {
+            metadata.namespaces.join(", ")
+        };
+        let _ = writeln!(out, "  namespaces: {namespaces}");
+        let _ = writeln!(
+            out,
+            "  finalizer:  {}",
+            metadata.finalizer.as_deref().unwrap_or("(none)")
+        );
+        if let Some(at_once) = metadata.max_concurrent_reconciles {
+            let _ = writeln!(out, "  max concurrent reconciles: {at_once}");
+        }
+        if let Some(every) = metadata.resync {
+            let _ = writeln!(out, "  resync every: {every:?}");
+        }
+    }
     let _ = writeln!(out, "  permissions the host needs:");
     for rule in rules(metadata) {
         let _ = writeln!(
@@ -201,10 +277,17 @@ mod tests {
 
     fn metadata() -> plugin::Metadata {
         plugin::Metadata {
+            contract: plugin::Contract::V0_1,
             name: "myresource".into(),
             reconciles: GroupVersionKind::gvk("mygroup.example.com", "v1alpha1", "MyResource"),
             owns: vec![GroupVersionKind::gvk("apps", "v1", "Deployment")],
             reads: vec![GroupVersionKind::gvk("", "v1", "ConfigMap")],
+            watches: Vec::new(),
+            selector: None,
+            namespaces: Vec::new(),
+            finalizer: None,
+            max_concurrent_reconciles: None,
+            resync: None,
         }
     }
 

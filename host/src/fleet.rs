@@ -19,8 +19,9 @@ use tokio_util::sync::CancellationToken;
 use wasmtime::component::Linker;
 
 use crate::budget::{Budget, PluginShare};
+use crate::cache::Caches;
 use crate::client::Impersonation;
-use crate::controller::{ControllerSettings, PluginController};
+use crate::controller::{ControllerCaches, ControllerParts, ControllerSettings, PluginController};
 use crate::kinds::DeclaredKinds;
 use crate::manager::error_chain;
 use crate::metrics::{Metrics, PluginChange, PluginLabels, VersionLabels};
@@ -35,6 +36,15 @@ use crate::status::{HostStatus, Severity};
 /// second, doubling, up to a minute.
 const DISCOVERY_RETRY_FIRST: Duration = Duration::from_secs(1);
 const DISCOVERY_RETRY_MAX: Duration = Duration::from_secs(60);
+
+/// What every controller shares with the others.
+struct Shared {
+    client: kube::Client,
+    recorder: Recorder,
+    metrics: Arc<Metrics>,
+    status: HostStatus,
+    caches: Arc<Caches>,
+}
 
 /// What every plugin's controller is made with.
 pub(crate) struct FleetParts {
@@ -57,6 +67,8 @@ pub(crate) struct FleetParts {
 /// The running plugins and the files they came from.
 pub(crate) struct Fleet {
     parts: FleetParts,
+    /// The watches and caches every controller draws on.
+    caches: Arc<Caches>,
     host_limits: HostLimits,
     running: BTreeMap<Arc<str>, Running>,
     files: BTreeMap<PathBuf, FileState>,
@@ -121,6 +133,7 @@ impl Fleet {
         let whole = parts.budget.share(1);
         Self {
             host_limits: HostLimits::new(whole.memory, whole.payload),
+            caches: Caches::new(parts.client.clone()),
             parts,
             running: BTreeMap::new(),
             files: BTreeMap::new(),
@@ -445,22 +458,24 @@ impl Fleet {
                 .impersonate_namespace
                 .as_deref()
                 .and_then(|namespace| Impersonation::service_account(namespace, name)),
-            concurrency: u32::try_from(running.limits.slots.size()).unwrap_or(u32::MAX),
+            concurrency: concurrency(
+                running.metadata.max_concurrent_reconciles,
+                running.limits.slots.size(),
+            ),
         };
         self.parts.status.fail(
             &format!("plugin/{name}/kinds"),
             Severity::Unready,
             "resolving its kinds",
         );
-        let supervisor = supervise(
-            running.live.clone(),
-            self.parts.client.clone(),
-            self.parts.recorder.clone(),
-            self.parts.metrics.clone(),
-            self.parts.status.clone(),
-            settings,
-            running.stop.clone(),
-        );
+        let shared = Shared {
+            client: self.parts.client.clone(),
+            recorder: self.parts.recorder.clone(),
+            metrics: self.parts.metrics.clone(),
+            status: self.parts.status.clone(),
+            caches: self.caches.clone(),
+        };
+        let supervisor = supervise(running.live.clone(), shared, settings, running.stop.clone());
         let task = self.controllers.spawn(supervisor);
         self.tasks.insert(
             task.id(),
@@ -669,6 +684,13 @@ fn file_name(path: &Path) -> String {
     )
 }
 
+/// Reconciles a controller runs at once: what its plugin asked for, at most its slots (a
+/// 0.1.0 plugin, which cannot ask, gets its slots).
+fn concurrency(asked: Option<u32>, slots: usize) -> u32 {
+    let slots = u32::try_from(slots).unwrap_or(u32::MAX).max(1);
+    asked.map_or(slots, |asked| asked.min(slots))
+}
+
 /// The first 12 hex digits of a SHA-256: enough to tell versions apart in a log line.
 fn short(sha256: &str) -> &str {
     sha256.get(..12).unwrap_or(sha256)
@@ -678,19 +700,23 @@ fn short(sha256: &str) -> &str {
 /// e.g. a CRD created after the host started), then runs its controller until `stop`.
 async fn supervise(
     plugin: Arc<LivePlugin>,
-    client: kube::Client,
-    recorder: Recorder,
-    metrics: Arc<Metrics>,
-    status: HostStatus,
+    shared: Shared,
     settings: ControllerSettings,
     stop: CancellationToken,
 ) {
+    let Shared {
+        client,
+        recorder,
+        metrics,
+        status,
+        caches,
+    } = shared;
     let name = plugin.name().clone();
     let check = format!("plugin/{name}/kinds");
     let mut retry = DISCOVERY_RETRY_FIRST;
     let kinds = loop {
         let meta = plugin.current().metadata().clone();
-        match DeclaredKinds::resolve(&client, &meta.reconciles, &meta.owns, &meta.reads).await {
+        match DeclaredKinds::resolve(&client, &meta).await {
             Ok(kinds) => break kinds,
             Err(error) => {
                 let why = error_chain(&error);
@@ -715,14 +741,23 @@ async fn supervise(
         "plugin started"
     );
     status.pass(&check);
+    let caches = ControllerCaches::open(
+        &caches,
+        &kinds,
+        plugin.current().metadata(),
+        settings.impersonate.is_some(),
+    );
     let controller = PluginController::new(
         plugin,
-        Arc::new(kinds),
-        client,
-        recorder,
-        metrics,
-        status,
-        settings,
+        ControllerParts {
+            kinds: Arc::new(kinds),
+            caches,
+            client,
+            recorder,
+            metrics,
+            status,
+            settings,
+        },
     );
     // Returning before `stop` tells the fleet the controller ended by a bug.
     controller.run(stop.cancelled_owned()).await;

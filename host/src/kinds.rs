@@ -20,6 +20,8 @@ pub(crate) struct DeclaredKinds {
     pub(crate) owns: Vec<ResolvedKind>,
     /// Read-only kinds.
     pub(crate) reads: Vec<ResolvedKind>,
+    /// Watched kinds (read-only), in the order of the plugin's watches.
+    pub(crate) watches: Vec<ResolvedKind>,
 }
 
 impl DeclaredKinds {
@@ -30,32 +32,37 @@ impl DeclaredKinds {
     /// Fails on the first kind the API server does not serve, naming it.
     pub(crate) async fn resolve(
         client: &kube::Client,
-        reconciles: &GroupVersionKind,
-        owns: &[GroupVersionKind],
-        reads: &[GroupVersionKind],
+        metadata: &crate::plugin::Metadata,
     ) -> Result<Self, ResolveError> {
-        let reconciles = resolve_one(client, reconciles).await?;
-        let mut owned = Vec::with_capacity(owns.len());
-        for gvk in owns {
-            owned.push(resolve_one(client, gvk).await?);
-        }
-        let mut read = Vec::with_capacity(reads.len());
-        for gvk in reads {
-            read.push(resolve_one(client, gvk).await?);
-        }
+        let reconciles = resolve_one(client, &metadata.reconciles).await?;
+        let owns = resolve_all(client, &metadata.owns).await?;
+        let reads = resolve_all(client, &metadata.reads).await?;
+        let watched: Vec<GroupVersionKind> = metadata
+            .watches
+            .iter()
+            .map(|watch| watch.kind.clone())
+            .collect();
+        let watches = resolve_all(client, &watched).await?;
         Ok(Self {
             reconciles,
-            owns: owned,
-            reads: read,
+            owns,
+            reads,
+            watches,
         })
     }
 
-    /// The kind if the plugin may read it: the reconciled kind, an owned kind or a read kind.
+    /// The kind if the plugin may read it: the reconciled kind, an owned, read or watched
+    /// kind.
     pub(crate) fn readable(&self, gvk: &GroupVersionKind) -> Option<&ResolvedKind> {
+        self.all().find(|kind| &kind.gvk == gvk)
+    }
+
+    /// Every declared kind, the reconciled one first; a kind declared twice comes twice.
+    pub(crate) fn all(&self) -> impl Iterator<Item = &ResolvedKind> {
         std::iter::once(&self.reconciles)
             .chain(&self.owns)
             .chain(&self.reads)
-            .find(|kind| &kind.gvk == gvk)
+            .chain(&self.watches)
     }
 
     /// The kind if the plugin owns it, and so may apply it.
@@ -73,6 +80,17 @@ pub(crate) struct ResolveError {
     kind: String,
     #[source]
     source: kube::Error,
+}
+
+async fn resolve_all(
+    client: &kube::Client,
+    kinds: &[GroupVersionKind],
+) -> Result<Vec<ResolvedKind>, ResolveError> {
+    let mut resolved = Vec::with_capacity(kinds.len());
+    for gvk in kinds {
+        resolved.push(resolve_one(client, gvk).await?);
+    }
+    Ok(resolved)
 }
 
 async fn resolve_one(

@@ -21,6 +21,7 @@
 #[doc(hidden)]
 pub mod bench;
 mod budget;
+mod cache;
 mod check;
 mod cli;
 mod client;
@@ -36,6 +37,7 @@ mod offline;
 mod plugin;
 mod plugins_dir;
 mod recorder;
+mod selector;
 mod status;
 
 pub use budget::BudgetError;

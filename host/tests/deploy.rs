@@ -454,7 +454,7 @@ async fn the_deployed_service_account_may_do_nothing_else() {
         (
             "apps",
             "deployments",
-            &["get", "list", "watch", "create", "patch"],
+            &["get", "list", "watch", "create", "patch", "delete"],
         ),
     ];
     assert_eq!(granted(&host_client, "team-a").await, triples(everywhere));
@@ -520,8 +520,8 @@ async fn the_deployed_service_account_may_do_nothing_else() {
             .await,
     );
     assert_forbidden(
-        "delete a deployment (garbage collection's job)",
-        Api::<Deployment>::namespaced(host_client.clone(), "team-a")
+        "delete a MyResource (its owner's job)",
+        dynamic_api(&host_client, "team-a", MYRESOURCE)
             .delete("demo", &DeleteParams::default())
             .await,
     );

@@ -127,16 +127,21 @@ fn check_describes_the_example_and_prints_the_rbac_deploy_ships_for_it() {
     assert_eq!(
         out,
         "myresource.wasm: ok
-  contract:   wasm-reconciler:plugin@0.1.0
+  contract:   wasm-reconciler:plugin@0.2.0
   name:       myresource
   reconciles: mygroup.example.com/v1alpha1 MyResource
   owns:       apps/v1 Deployment
   reads:      (none)
+  watches:    (none)
+  selector:   (all objects)
+  namespaces: (all)
+  finalizer:  (none)
+  max concurrent reconciles: 4
   permissions the host needs:
     mygroup.example.com myresources: get, list, watch
     mygroup.example.com myresources/status: patch
     mygroup.example.com myresources/finalizers: update
-    apps deployments: get, list, watch, create, patch
+    apps deployments: get, list, watch, create, patch, delete
 "
     );
 

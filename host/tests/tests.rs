@@ -12,10 +12,12 @@
 //! - `lifecycle`: loading plugins: the compile cache, compiling in a child process.
 //! - `reload`: plugins added, upgraded and removed while the host runs.
 //! - `leader`: leader election between real host processes.
+//! - `contract`: contract 0.2.0: finalizers, selectors, watches, list, delete, shared watches.
 //! - `languages`: the examples in Python, JavaScript and Go beside the Rust one.
 //! - `offline`: `wasm-reconciler reconcile`, one reconcile without a cluster, against golden
 //!   files.
 
+mod contract;
 mod deploy;
 mod hostile;
 mod isolation;

@@ -12,16 +12,26 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use kube::api::{DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::api::{
+    DeleteParams, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, Preconditions,
+    PropagationPolicy,
+};
 use kube::core::{Request, params::GetParams};
 use prometheus_client::metrics::counter::Counter;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 
+use crate::cache::PluginCaches;
 use crate::kinds::{DeclaredKinds, ResolvedKind, gvk_of};
 use crate::object::ReconciledObject;
 use crate::plugin::{Quota, QuotaPermit};
+use crate::selector::LabelSelector;
 use names::check_object_name;
+
+/// Whether `name` is one object's name that can go into a request path as it is.
+pub(crate) fn check_object_name_text(name: &str) -> Result<(), names::InvalidName> {
+    check_object_name(name)
+}
 
 /// Largest JSON text a plugin may pass to one client call: the API server's own request limit
 /// (3 MiB), so nothing the server would accept is refused.
@@ -31,6 +41,9 @@ pub(crate) const MAX_PAYLOAD_BYTES: usize = 3 << 20;
 pub(crate) const MAX_METADATA_BYTES: usize = 512 << 10;
 /// Copies of a write's payload the host holds at most while sending it.
 pub(crate) const PAYLOAD_COPIES: usize = 3;
+/// Largest answer to one `list`, in bytes of JSON (less when the plugin's payload share is
+/// smaller): a larger one is refused, with a hint to narrow it with a selector.
+pub(crate) const MAX_LIST_BYTES: usize = 16 << 20;
 
 /// Why a plugin's client call failed. Mirrors the WIT `client-error`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -140,7 +153,8 @@ impl Impersonation {
         self.user.to_str().unwrap_or_default()
     }
 
-    fn apply(&self, request: &mut http::Request<Vec<u8>>) {
+    /// Makes `request` as the impersonated account.
+    pub(crate) fn apply(&self, request: &mut http::Request<Vec<u8>>) {
         let headers = request.headers_mut();
         headers.insert("Impersonate-User", self.user.clone());
         for group in &self.groups {
@@ -160,9 +174,23 @@ pub(crate) struct ScopedClient {
     /// The plugin's share of the host's memory for payloads in flight, in bytes.
     payload_bytes: Arc<Quota>,
     impersonate: Option<Impersonation>,
+    /// The caches reads are served from; a kind without one is read from the API server.
+    caches: Arc<PluginCaches>,
+}
+
+/// How a plugin's `delete` treats the dependents of the deleted object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Propagation {
+    Background,
+    Foreground,
+    Orphan,
 }
 
 impl ScopedClient {
+    #[allow(
+        clippy::too_many_arguments,
+        reason = "one call site, each argument named there"
+    )]
     pub(crate) fn new(
         client: kube::Client,
         field_manager: Arc<str>,
@@ -171,6 +199,7 @@ impl ScopedClient {
         allowance: Arc<CallAllowance>,
         payload_bytes: Arc<Quota>,
         impersonate: Option<Impersonation>,
+        caches: Arc<PluginCaches>,
     ) -> Self {
         Self {
             client,
@@ -180,6 +209,7 @@ impl ScopedClient {
             allowance,
             payload_bytes,
             impersonate,
+            caches,
         }
     }
 
@@ -191,19 +221,193 @@ impl ScopedClient {
         self.client.request_text(request).await
     }
 
-    /// Reads one object of a readable kind in the reconciled object's namespace, as the API
-    /// server's JSON.
+    /// The kind if the plugin may read it, else why not.
+    fn readable(&self, gvk: &GroupVersionKind) -> Result<&ResolvedKind, ClientError> {
+        self.kinds.readable(gvk).ok_or_else(|| {
+            ClientError::Forbidden(format!(
+                "kind {}/{}/{} is not declared in the plugin's metadata",
+                gvk.group, gvk.version, gvk.kind
+            ))
+        })
+    }
+
+    /// The namespace reads of `kind` are confined to: the reconciled object's for a
+    /// namespaced kind (refused when the reconciled object is cluster-scoped), none for a
+    /// cluster-scoped kind.
+    fn read_namespace(&self, kind: &ResolvedKind) -> Result<Option<&str>, ClientError> {
+        self.request_in_scope(kind, None)?;
+        Ok(if kind.namespaced {
+            self.object.namespace.as_deref()
+        } else {
+            None
+        })
+    }
+
+    /// Reads one object of a readable kind in the reconciled object's namespace from the
+    /// host's cache of the kind, or from the API server when there is none.
+    pub(crate) async fn get_cached(
+        &self,
+        gvk: &GroupVersionKind,
+        name: &str,
+    ) -> Result<Option<String>, ClientError> {
+        let resolved = self.readable(gvk)?;
+        check_name(name)?;
+        let Some(cache) = self.caches.of(gvk) else {
+            return self.get(gvk, name).await;
+        };
+        let namespace = self.read_namespace(resolved)?;
+        // A cached read costs the API server nothing, but the host's time all the same: it
+        // counts like any other call, so that a reconcile cannot loop on it.
+        self.allowance.take()?;
+        cache
+            .get(namespace, name)
+            .map(|object| {
+                serde_json::to_string(object.as_ref())
+                    .map_err(|e| ClientError::Invalid(e.to_string()))
+            })
+            .transpose()
+    }
+
+    /// Lists the objects of a readable kind in the reconciled object's namespace that match
+    /// `selector`, from the host's cache of the kind, or from the API server when there is
+    /// none; sorted by namespace and name.
+    pub(crate) async fn list(
+        &self,
+        gvk: &GroupVersionKind,
+        selector: Option<&LabelSelector>,
+    ) -> Result<Vec<String>, ClientError> {
+        let resolved = self.readable(gvk)?;
+        let namespace = self.read_namespace(resolved)?;
+        let limit = MAX_LIST_BYTES.min(self.payload_bytes.size());
+        let too_large = |count: usize, bytes: usize| {
+            ClientError::Invalid(format!(
+                "the list holds more than {limit} bytes of JSON ({count} objects, {bytes} bytes \
+                 so far): narrow it with a label selector"
+            ))
+        };
+        let mut objects = Vec::new();
+        let mut bytes = 0_usize;
+        if let Some(cache) = self.caches.of(gvk) {
+            self.allowance.take()?;
+            for object in cache.list(namespace, selector) {
+                let json = serde_json::to_string(object.as_ref())
+                    .map_err(|e| ClientError::Invalid(e.to_string()))?;
+                bytes += json.len();
+                if bytes > limit {
+                    return Err(too_large(objects.len(), bytes));
+                }
+                objects.push(json);
+            }
+        } else {
+            let mut params = ListParams::default();
+            if let Some(selector) = selector.filter(|selector| !selector.is_empty()) {
+                params = params.labels(&selector.to_string());
+            }
+            let request = self
+                .request_in_scope(resolved, None)?
+                .list(&params)
+                .map_err(|e| ClientError::Invalid(e.to_string()))?;
+            self.allowance.take()?;
+            let text = self.send(request).await?;
+            let list: kube::core::ObjectList<DynamicObject> = serde_json::from_str(&text)
+                .map_err(|e| ClientError::Invalid(format!("the API server's list: {e}")))?;
+            let mut items = list.items;
+            items.sort_by(|a, b| {
+                (&a.metadata.namespace, &a.metadata.name)
+                    .cmp(&(&b.metadata.namespace, &b.metadata.name))
+            });
+            for mut object in items {
+                object.metadata.managed_fields = None;
+                let json = serde_json::to_string(&object)
+                    .map_err(|e| ClientError::Invalid(e.to_string()))?;
+                bytes += json.len();
+                if bytes > limit {
+                    return Err(too_large(objects.len(), bytes));
+                }
+                objects.push(json);
+            }
+        }
+        // Held while the answer is handed over, so that lists in flight stay within the
+        // plugin's share.
+        let _payload = self
+            .payload_bytes
+            .acquire_many(u32::try_from(bytes.max(1)).unwrap_or(u32::MAX))
+            .await
+            .map_err(|_| ClientError::Unavailable("the host is shutting down".into()))?;
+        Ok(objects)
+    }
+
+    /// Deletes an object of an owned kind in the reconciled object's namespace, if the
+    /// reconciled object controls it, with a precondition on its uid. `false` when it does
+    /// not exist.
+    pub(crate) async fn delete(
+        &self,
+        gvk: &GroupVersionKind,
+        name: &str,
+        propagation: Propagation,
+    ) -> Result<bool, ClientError> {
+        let resolved = self.kinds.owned(gvk).ok_or_else(|| {
+            ClientError::Forbidden(format!(
+                "kind {}/{}/{} is not declared as owned in the plugin's metadata",
+                gvk.group, gvk.version, gvk.kind
+            ))
+        })?;
+        check_name(name)?;
+        let scoped = self.request_in_scope(resolved, None)?;
+        let get = scoped
+            .get(name, &GetParams::default())
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        self.allowance.take()?;
+        let current: DynamicObject = match self.send(get).await {
+            Ok(text) => serde_json::from_str(&text)
+                .map_err(|e| ClientError::Invalid(format!("the API server's object: {e}")))?,
+            Err(kube::Error::Api(status)) if status.code == 404 => return Ok(false),
+            Err(error) => return Err(error.into()),
+        };
+        let controlled = current
+            .metadata
+            .owner_references
+            .iter()
+            .flatten()
+            .any(|owner| owner.controller == Some(true) && owner.uid == self.object.uid);
+        if !controlled {
+            return Err(ClientError::Forbidden(format!(
+                "{} {name} is not controlled by the reconciled {} {}: a plugin deletes only \
+                 objects whose controller owner reference is the reconciled object",
+                gvk.kind, self.object.kind, self.object.name
+            )));
+        }
+        let params = DeleteParams {
+            preconditions: Some(Preconditions {
+                uid: current.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            propagation_policy: Some(match propagation {
+                Propagation::Background => PropagationPolicy::Background,
+                Propagation::Foreground => PropagationPolicy::Foreground,
+                Propagation::Orphan => PropagationPolicy::Orphan,
+            }),
+            ..DeleteParams::default()
+        };
+        let delete = scoped
+            .delete(name, &params)
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        self.allowance.take()?;
+        match self.send(delete).await {
+            Ok(_) => Ok(true),
+            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
+            Err(error) => Err(error.into()),
+        }
+    }
+
+    /// Reads one object of a readable kind in the reconciled object's namespace, from the
+    /// API server, as its JSON.
     pub(crate) async fn get(
         &self,
         gvk: &GroupVersionKind,
         name: &str,
     ) -> Result<Option<String>, ClientError> {
-        let resolved = self.kinds.readable(gvk).ok_or_else(|| {
-            ClientError::Forbidden(format!(
-                "kind {}/{}/{} is not declared in the plugin's metadata",
-                gvk.group, gvk.version, gvk.kind
-            ))
-        })?;
+        let resolved = self.readable(gvk)?;
         check_name(name)?;
         let request = self
             .request_in_scope(resolved, None)?

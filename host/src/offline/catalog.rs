@@ -204,11 +204,17 @@ impl Catalog {
             .iter()
             .map(&mut resolve)
             .collect::<Result<_, _>>()?;
+        let watches = metadata
+            .watches
+            .iter()
+            .map(|watch| resolve(&watch.kind))
+            .collect::<Result<_, _>>()?;
         Ok((
             DeclaredKinds {
                 reconciles,
                 owns,
                 reads,
+                watches,
             },
             assumed,
         ))

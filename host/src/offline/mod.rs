@@ -215,11 +215,22 @@ pub async fn reconcile(args: &ReconcileArgs) -> Result<String, OfflineError> {
             .host_name(HOST_NAME),
         metrics.clone(),
     );
-    let outcome = if object.metadata.deletion_timestamp.is_some() {
-        // As the host's controller does: no finalizer, so nothing to call the plugin for.
+    let finalizer = plugin.metadata().finalizer.clone();
+    let cleans_up = finalizer.as_deref().is_some_and(|finalizer| {
+        object
+            .metadata
+            .finalizers
+            .iter()
+            .flatten()
+            .any(|f| f == finalizer)
+    });
+    let outcome = if object.metadata.deletion_timestamp.is_some() && !cleans_up {
+        // As the host's controller does: without the plugin's finalizer on the object, there
+        // is nothing to call the plugin for.
         OutcomeReport::NotCalled {
-            message: "the object is being deleted (metadata.deletionTimestamp is set): the host \
-                      does not call the plugin, owned objects are garbage-collected"
+            message: "the object is being deleted (metadata.deletionTimestamp is set) and does \
+                      not carry the plugin's finalizer: the host does not call the plugin, \
+                      owned objects are garbage-collected"
                 .to_owned(),
         }
     } else {
@@ -243,9 +254,16 @@ pub async fn reconcile(args: &ReconcileArgs) -> Result<String, OfflineError> {
                 api_calls_refused: Default::default(),
                 payload_bytes: &plugin.limits().payload_bytes,
                 impersonate: None,
+                // No caches: reads go to the in-memory API server.
+                caches: &Arc::default(),
             },
         );
-        OutcomeReport::of(plugin.reconcile(scope, object_json).instrument(span).await)
+        if object.metadata.deletion_timestamp.is_some() {
+            // Being deleted with the plugin's finalizer on it: the host calls `cleanup`.
+            OutcomeReport::of(plugin.cleanup(scope, object_json).instrument(span).await)
+        } else {
+            OutcomeReport::of(plugin.reconcile(scope, object_json).instrument(span).await)
+        }
     };
     // Every Event recorded is written before the report is made.
     drop(recorder);

@@ -1,4 +1,6 @@
-//! The host side of the WIT imports: event recorder, scoped client and log.
+//! The host side of the WIT imports of every contract version: event recorder, scoped client
+//! and log. Each version's import functions convert its own WIT types and call one shared
+//! implementation here.
 //!
 //! Every import answers the guest with a WIT error value rather than trapping: a plugin that
 //! asks for something it may not have gets told why, and can record it or give up. Time spent
@@ -6,32 +8,41 @@
 
 use std::time::Instant;
 
-use super::bindings::{client, event_recorder, log, types};
-use super::log::{LineVerdict, MAX_LINE_BYTES, escape};
-use super::state::GuestState;
 use kube::api::GroupVersionKind;
 
-use crate::client::ClientError;
-use crate::recorder::{EventType, RecordError};
+use super::bindings::{v0_1, v0_2};
+use super::log::{LineVerdict, MAX_LINE_BYTES, escape};
+use super::state::GuestState;
 
-use event_recorder::EventError;
+use crate::client::{ClientError, Propagation, ScopedClient};
+use crate::recorder::{EventType, InvalidEvent, RecordError};
 
-impl types::Host for GuestState {}
+/// Why the host refused an event, in either version's terms.
+enum EventRefusal {
+    InvalidReason(String),
+    InvalidAnnotation(String),
+    NoObject,
+}
+
+/// The log levels of every version.
+enum Level {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+}
 
 impl GuestState {
     async fn record(
         &mut self,
-        event_type: event_recorder::EventType,
+        event_type: EventType,
         reason: String,
         message: String,
         annotations: Vec<(String, String)>,
-    ) -> Result<(), EventError> {
+    ) -> Result<(), EventRefusal> {
         let Some(scope) = &self.scope else {
-            return Err(EventError::NoObject);
-        };
-        let event_type = match event_type {
-            event_recorder::EventType::Normal => EventType::Normal,
-            event_recorder::EventType::Warning => EventType::Warning,
+            return Err(EventRefusal::NoObject);
         };
         let started = Instant::now();
         let recorded = scope
@@ -48,110 +59,38 @@ impl GuestState {
         self.cpu.add_import_time(started.elapsed());
         match recorded {
             Ok(()) => Ok(()),
-            Err(RecordError::Invalid(crate::recorder::InvalidEvent::Reason(reason))) => {
-                Err(EventError::InvalidReason(format!(
+            Err(RecordError::Invalid(InvalidEvent::Reason(reason))) => {
+                Err(EventRefusal::InvalidReason(format!(
                     "reason {reason:?} must be 1-128 characters matching ^[A-Z][A-Za-z0-9]*$"
                 )))
             }
             Err(RecordError::Invalid(invalid)) => {
-                Err(EventError::InvalidAnnotation(invalid.to_string()))
+                Err(EventRefusal::InvalidAnnotation(invalid.to_string()))
             }
         }
     }
 
-    fn client_scope(&self) -> Result<crate::client::ScopedClient, client::ClientError> {
-        self.scope
-            .as_ref()
-            .map(|scope| scope.client.clone())
-            .ok_or_else(|| {
-                client::ClientError::Forbidden("the client is only available in reconcile".into())
-            })
-    }
-}
-
-impl event_recorder::Host for GuestState {
-    async fn event(
+    /// Runs `call` with this reconcile's client; the time it takes is not the guest's.
+    async fn with_client<T>(
         &mut self,
-        event_type: event_recorder::EventType,
-        reason: String,
-        message: String,
-    ) -> wasmtime::Result<Result<(), EventError>> {
-        Ok(self.record(event_type, reason, message, Vec::new()).await)
-    }
-
-    async fn annotated_event(
-        &mut self,
-        annotations: Vec<(String, String)>,
-        event_type: event_recorder::EventType,
-        reason: String,
-        message: String,
-    ) -> wasmtime::Result<Result<(), EventError>> {
-        Ok(self.record(event_type, reason, message, annotations).await)
-    }
-}
-
-impl From<ClientError> for client::ClientError {
-    fn from(error: ClientError) -> Self {
-        match error {
-            ClientError::Forbidden(message) => client::ClientError::Forbidden(message),
-            ClientError::Invalid(message) => client::ClientError::Invalid(message),
-            ClientError::Api { code, message } => client::ClientError::Api((code, message)),
-            ClientError::Unavailable(message) => client::ClientError::Unavailable(message),
-        }
-    }
-}
-
-impl client::Host for GuestState {
-    async fn get(
-        &mut self,
-        kind: types::GroupVersionKind,
-        name: String,
-    ) -> wasmtime::Result<Result<Option<String>, client::ClientError>> {
-        let scoped = match self.client_scope() {
-            Ok(scoped) => scoped,
-            Err(error) => return Ok(Err(error)),
+        call: impl AsyncFnOnce(ScopedClient) -> Result<T, ClientError>,
+    ) -> Result<T, ClientError> {
+        let Some(scope) = &self.scope else {
+            return Err(ClientError::Forbidden(
+                "the client is only available in reconcile and cleanup".into(),
+            ));
         };
-        let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
+        let client = scope.client.clone();
         let started = Instant::now();
-        let result = scoped.get(&gvk, &name).await.map_err(Into::into);
+        let result = call(client).await;
         self.cpu.add_import_time(started.elapsed());
-        Ok(result)
+        result
     }
 
-    async fn apply(
-        &mut self,
-        object: String,
-    ) -> wasmtime::Result<Result<String, client::ClientError>> {
-        let scoped = match self.client_scope() {
-            Ok(scoped) => scoped,
-            Err(error) => return Ok(Err(error)),
-        };
-        let started = Instant::now();
-        let result = scoped.apply(&object).await.map_err(Into::into);
-        self.cpu.add_import_time(started.elapsed());
-        Ok(result)
-    }
-
-    async fn patch_status(
-        &mut self,
-        status: String,
-    ) -> wasmtime::Result<Result<String, client::ClientError>> {
-        let scoped = match self.client_scope() {
-            Ok(scoped) => scoped,
-            Err(error) => return Ok(Err(error)),
-        };
-        let started = Instant::now();
-        let result = scoped.patch_status(&status).await.map_err(Into::into);
-        self.cpu.add_import_time(started.elapsed());
-        Ok(result)
-    }
-}
-
-impl log::Host for GuestState {
-    async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+    fn write_log(&mut self, level: Level, message: &str) {
         let suppressed = match self.log.admit(Instant::now()) {
             LineVerdict::Write { suppressed } => suppressed,
-            LineVerdict::Drop => return Ok(()),
+            LineVerdict::Drop => return,
         };
         if suppressed > 0 {
             tracing::warn!(
@@ -161,14 +100,297 @@ impl log::Host for GuestState {
             );
         }
         // The reconcile span around the call carries plugin, kind, namespace and name.
-        let message = escape(&message, MAX_LINE_BYTES);
+        let message = escape(message, MAX_LINE_BYTES);
         match level {
-            log::Level::Trace => tracing::trace!(target: "plugin", "{message}"),
-            log::Level::Debug => tracing::debug!(target: "plugin", "{message}"),
-            log::Level::Info => tracing::info!(target: "plugin", "{message}"),
-            log::Level::Warn => tracing::warn!(target: "plugin", "{message}"),
-            log::Level::Error => tracing::error!(target: "plugin", "{message}"),
+            Level::Trace => tracing::trace!(target: "plugin", "{message}"),
+            Level::Debug => tracing::debug!(target: "plugin", "{message}"),
+            Level::Info => tracing::info!(target: "plugin", "{message}"),
+            Level::Warn => tracing::warn!(target: "plugin", "{message}"),
+            Level::Error => tracing::error!(target: "plugin", "{message}"),
         }
-        Ok(())
     }
+}
+
+/// `wasm-reconciler:plugin@0.1.0`: reads are live GETs, as they always were.
+mod v0_1_imports {
+    use super::*;
+    use v0_1::{client, event_recorder, log, types};
+
+    impl types::Host for GuestState {}
+
+    fn event_type(event_type: event_recorder::EventType) -> EventType {
+        match event_type {
+            event_recorder::EventType::Normal => EventType::Normal,
+            event_recorder::EventType::Warning => EventType::Warning,
+        }
+    }
+
+    fn event_error(refusal: EventRefusal) -> event_recorder::EventError {
+        match refusal {
+            EventRefusal::InvalidReason(m) => event_recorder::EventError::InvalidReason(m),
+            EventRefusal::InvalidAnnotation(m) => event_recorder::EventError::InvalidAnnotation(m),
+            EventRefusal::NoObject => event_recorder::EventError::NoObject,
+        }
+    }
+
+    impl event_recorder::Host for GuestState {
+        async fn event(
+            &mut self,
+            kind: event_recorder::EventType,
+            reason: String,
+            message: String,
+        ) -> wasmtime::Result<Result<(), event_recorder::EventError>> {
+            let recorded = self
+                .record(event_type(kind), reason, message, Vec::new())
+                .await;
+            Ok(recorded.map_err(event_error))
+        }
+
+        async fn annotated_event(
+            &mut self,
+            annotations: Vec<(String, String)>,
+            kind: event_recorder::EventType,
+            reason: String,
+            message: String,
+        ) -> wasmtime::Result<Result<(), event_recorder::EventError>> {
+            let recorded = self
+                .record(event_type(kind), reason, message, annotations)
+                .await;
+            Ok(recorded.map_err(event_error))
+        }
+    }
+
+    fn client_error(error: ClientError) -> client::ClientError {
+        match error {
+            ClientError::Forbidden(message) => client::ClientError::Forbidden(message),
+            ClientError::Invalid(message) => client::ClientError::Invalid(message),
+            ClientError::Api { code, message } => client::ClientError::Api((code, message)),
+            ClientError::Unavailable(message) => client::ClientError::Unavailable(message),
+        }
+    }
+
+    impl client::Host for GuestState {
+        async fn get(
+            &mut self,
+            kind: types::GroupVersionKind,
+            name: String,
+        ) -> wasmtime::Result<Result<Option<String>, client::ClientError>> {
+            let gvk = GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind);
+            let result = self
+                .with_client(async |client| client.get(&gvk, &name).await)
+                .await;
+            Ok(result.map_err(client_error))
+        }
+
+        async fn apply(
+            &mut self,
+            object: String,
+        ) -> wasmtime::Result<Result<String, client::ClientError>> {
+            let result = self
+                .with_client(async |client| client.apply(&object).await)
+                .await;
+            Ok(result.map_err(client_error))
+        }
+
+        async fn patch_status(
+            &mut self,
+            status: String,
+        ) -> wasmtime::Result<Result<String, client::ClientError>> {
+            let result = self
+                .with_client(async |client| client.patch_status(&status).await)
+                .await;
+            Ok(result.map_err(client_error))
+        }
+    }
+
+    impl log::Host for GuestState {
+        async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+            let level = match level {
+                log::Level::Trace => Level::Trace,
+                log::Level::Debug => Level::Debug,
+                log::Level::Info => Level::Info,
+                log::Level::Warn => Level::Warn,
+                log::Level::Error => Level::Error,
+            };
+            self.write_log(level, &message);
+            Ok(())
+        }
+    }
+}
+
+/// `wasm-reconciler:plugin@0.2.0`: reads from the caches, `get-live`, `list` and `delete`.
+mod v0_2_imports {
+    use super::*;
+    use v0_2::{client, event_recorder, log, types};
+
+    impl types::Host for GuestState {}
+
+    fn event_type(event_type: event_recorder::EventType) -> EventType {
+        match event_type {
+            event_recorder::EventType::Normal => EventType::Normal,
+            event_recorder::EventType::Warning => EventType::Warning,
+        }
+    }
+
+    fn event_error(refusal: EventRefusal) -> event_recorder::EventError {
+        match refusal {
+            EventRefusal::InvalidReason(m) => event_recorder::EventError::InvalidReason(m),
+            EventRefusal::InvalidAnnotation(m) => event_recorder::EventError::InvalidAnnotation(m),
+            EventRefusal::NoObject => event_recorder::EventError::NoObject,
+        }
+    }
+
+    impl event_recorder::Host for GuestState {
+        async fn event(
+            &mut self,
+            kind: event_recorder::EventType,
+            reason: String,
+            message: String,
+        ) -> wasmtime::Result<Result<(), event_recorder::EventError>> {
+            let recorded = self
+                .record(event_type(kind), reason, message, Vec::new())
+                .await;
+            Ok(recorded.map_err(event_error))
+        }
+
+        async fn annotated_event(
+            &mut self,
+            annotations: Vec<(String, String)>,
+            kind: event_recorder::EventType,
+            reason: String,
+            message: String,
+        ) -> wasmtime::Result<Result<(), event_recorder::EventError>> {
+            let recorded = self
+                .record(event_type(kind), reason, message, annotations)
+                .await;
+            Ok(recorded.map_err(event_error))
+        }
+    }
+
+    fn client_error(error: ClientError) -> client::ClientError {
+        match error {
+            ClientError::Forbidden(message) => client::ClientError::Forbidden(message),
+            ClientError::Invalid(message) => client::ClientError::Invalid(message),
+            ClientError::Api { code, message } => client::ClientError::Api((code, message)),
+            ClientError::Unavailable(message) => client::ClientError::Unavailable(message),
+        }
+    }
+
+    fn gvk(kind: &types::GroupVersionKind) -> GroupVersionKind {
+        GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind)
+    }
+
+    impl client::Host for GuestState {
+        async fn get(
+            &mut self,
+            kind: types::GroupVersionKind,
+            name: String,
+        ) -> wasmtime::Result<Result<Option<String>, client::ClientError>> {
+            let gvk = gvk(&kind);
+            let result = self
+                .with_client(async |client| client.get_cached(&gvk, &name).await)
+                .await;
+            Ok(result.map_err(client_error))
+        }
+
+        async fn get_live(
+            &mut self,
+            kind: types::GroupVersionKind,
+            name: String,
+        ) -> wasmtime::Result<Result<Option<String>, client::ClientError>> {
+            let gvk = gvk(&kind);
+            let result = self
+                .with_client(async |client| {
+                    let object = client.get(&gvk, &name).await?;
+                    // Without managedFields, like every other object the plugin is given.
+                    object.map(|json| strip_managed_fields(&json)).transpose()
+                })
+                .await;
+            Ok(result.map_err(client_error))
+        }
+
+        async fn list(
+            &mut self,
+            kind: types::GroupVersionKind,
+            selector: Option<types::LabelSelector>,
+        ) -> wasmtime::Result<Result<Vec<String>, client::ClientError>> {
+            let gvk = gvk(&kind);
+            let selector = match selector.map(crate::plugin::selector_of_v0_2).transpose() {
+                Ok(selector) => selector,
+                Err(why) => {
+                    return Ok(Err(client::ClientError::Invalid(format!(
+                        "label selector: {why}"
+                    ))));
+                }
+            };
+            let result = self
+                .with_client(async |client| client.list(&gvk, selector.as_ref()).await)
+                .await;
+            Ok(result.map_err(client_error))
+        }
+
+        async fn apply(
+            &mut self,
+            object: String,
+        ) -> wasmtime::Result<Result<String, client::ClientError>> {
+            let result = self
+                .with_client(async |client| strip_managed_fields(&client.apply(&object).await?))
+                .await;
+            Ok(result.map_err(client_error))
+        }
+
+        async fn delete(
+            &mut self,
+            kind: types::GroupVersionKind,
+            name: String,
+            propagation: client::PropagationPolicy,
+        ) -> wasmtime::Result<Result<bool, client::ClientError>> {
+            let gvk = gvk(&kind);
+            let propagation = match propagation {
+                client::PropagationPolicy::Background => Propagation::Background,
+                client::PropagationPolicy::Foreground => Propagation::Foreground,
+                client::PropagationPolicy::Orphan => Propagation::Orphan,
+            };
+            let result = self
+                .with_client(async |client| client.delete(&gvk, &name, propagation).await)
+                .await;
+            Ok(result.map_err(client_error))
+        }
+
+        async fn patch_status(
+            &mut self,
+            status: String,
+        ) -> wasmtime::Result<Result<String, client::ClientError>> {
+            let result = self
+                .with_client(async |client| {
+                    strip_managed_fields(&client.patch_status(&status).await?)
+                })
+                .await;
+            Ok(result.map_err(client_error))
+        }
+    }
+
+    impl log::Host for GuestState {
+        async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
+            let level = match level {
+                log::Level::Trace => Level::Trace,
+                log::Level::Debug => Level::Debug,
+                log::Level::Info => Level::Info,
+                log::Level::Warn => Level::Warn,
+                log::Level::Error => Level::Error,
+            };
+            self.write_log(level, &message);
+            Ok(())
+        }
+    }
+
+    /// The API server's JSON for one object, without `metadata.managedFields`.
+    fn strip_managed_fields(json: &str) -> Result<String, ClientError> {
+        let mut object: DynamicObject = serde_json::from_str(json)
+            .map_err(|e| ClientError::Invalid(format!("the API server's object: {e}")))?;
+        object.metadata.managed_fields = None;
+        serde_json::to_string(&object).map_err(|e| ClientError::Invalid(e.to_string()))
+    }
+
+    use kube::api::DynamicObject;
 }

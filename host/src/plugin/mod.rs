@@ -12,6 +12,7 @@ mod imports;
 mod limits;
 mod live;
 mod log;
+mod metadata;
 mod sandbox;
 mod state;
 
@@ -19,16 +20,16 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use kube::api::GroupVersionKind;
 use wasmtime::component::Linker;
 use wasmtime::{Store, UpdateDeadline};
 
-use bindings::{ReconcilerPre, types};
+use bindings::{v0_1, v0_2};
 pub use compiled::{CompileIn, compile_stdin_to_stdout};
 pub(crate) use compiled::{Compiler, Loaded, Provenance, sha256_hex};
 pub(crate) use limits::{HostLimits, PluginLimits, Quota, QuotaPermit};
 pub(crate) use live::LivePlugin;
 use log::GuestLog;
+pub(crate) use metadata::{Contract, Metadata, WatchMapping, selector_of_v0_2};
 pub(crate) use sandbox::Sandbox;
 pub use sandbox::SandboxConfig;
 pub(crate) use state::GuestState;
@@ -57,9 +58,9 @@ pub enum LoadError {
         #[source]
         source: wasmtime::Error,
     },
-    /// The component does not fit the `reconciler` world this host serves.
+    /// The component does not fit a `reconciler` world this host serves.
     #[error(
-        "{path} does not implement the wasm-reconciler:plugin@0.1.0 `reconciler` world (built against another contract version, or imports something the host does not provide)"
+        "{path} does not implement the `reconciler` world of wasm-reconciler:plugin@0.1.0 or @0.2.0 (built against another contract version, or imports something the host does not provide)"
     )]
     Link {
         /// The plugin file.
@@ -156,15 +157,6 @@ fn stderr_suffix(stderr: &str) -> String {
 /// the plugin's instances gives memory back.
 const INSTANTIATE_RETRY: Duration = Duration::from_millis(50);
 
-/// What a plugin declared about itself, checked.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Metadata {
-    pub(crate) name: Arc<str>,
-    pub(crate) reconciles: GroupVersionKind,
-    pub(crate) owns: Vec<GroupVersionKind>,
-    pub(crate) reads: Vec<GroupVersionKind>,
-}
-
 /// What a reconcile asked the host to do next.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Outcome {
@@ -181,13 +173,46 @@ pub(crate) struct Plugin {
     metadata: Metadata,
     instances: Instances,
     loaded: Loaded,
-    /// The contract the component was built against, e.g. `wasm-reconciler:plugin@0.1.0`.
-    contract: Option<String>,
+}
+
+/// A component pre-linked against the imports of the contract version it was built for.
+enum Pre {
+    V0_1(v0_1::ReconcilerPre<GuestState>),
+    V0_2(v0_2::ReconcilerPre<GuestState>),
+}
+
+/// The exports of one instance, by contract version.
+enum Exports {
+    V0_1(v0_1::Reconciler),
+    V0_2(v0_2::Reconciler),
+}
+
+impl Pre {
+    /// Pre-links `component` against the version it names in its imports and exports, or,
+    /// when it names none the host knows, against the newest.
+    fn new(
+        linker: &Linker<GuestState>,
+        component: &wasmtime::component::Component,
+        named: Option<&str>,
+    ) -> wasmtime::Result<Self> {
+        let instance_pre = linker.instantiate_pre(component)?;
+        if named == Some(Contract::V0_1.package()) {
+            return Ok(Pre::V0_1(v0_1::ReconcilerPre::new(instance_pre)?));
+        }
+        Ok(Pre::V0_2(v0_2::ReconcilerPre::new(instance_pre)?))
+    }
+
+    async fn instantiate(&self, store: &mut Store<GuestState>) -> wasmtime::Result<Exports> {
+        Ok(match self {
+            Pre::V0_1(pre) => Exports::V0_1(pre.instantiate_async(store).await?),
+            Pre::V0_2(pre) => Exports::V0_2(pre.instantiate_async(store).await?),
+        })
+    }
 }
 
 /// Makes fresh, bounded instances of one pre-linked component.
 struct Instances {
-    pre: ReconcilerPre<GuestState>,
+    pre: Pre,
     sandbox: Sandbox,
     limits: PluginLimits,
     log: Arc<GuestLog>,
@@ -210,14 +235,17 @@ fn contract_of(
         })
 }
 
-/// The linker every plugin is pre-linked against: WASI (empty context) and the host imports.
+/// The linker every plugin is pre-linked against: WASI (empty context) and the host imports
+/// of every contract version the host serves (their interface names differ by version).
 pub(crate) fn linker(sandbox: &Sandbox) -> wasmtime::Result<Linker<GuestState>> {
     let mut linker = Linker::new(&sandbox.engine);
     wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
-    bindings::Reconciler::add_to_linker::<_, wasmtime::component::HasSelf<_>>(
-        &mut linker,
-        |state| state,
-    )?;
+    v0_1::Reconciler::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| {
+        state
+    })?;
+    v0_2::Reconciler::add_to_linker::<_, wasmtime::component::HasSelf<_>>(&mut linker, |state| {
+        state
+    })?;
     Ok(linker)
 }
 
@@ -244,18 +272,12 @@ impl Plugin {
                 source,
             })?;
         let component = compiled.component;
-        let contract = contract_of(&sandbox.engine, &component);
-        let instance_pre =
-            linker
-                .instantiate_pre(&component)
-                .map_err(|source| LoadError::Link {
-                    path: path.to_owned(),
-                    source,
-                })?;
-        let pre = ReconcilerPre::new(instance_pre).map_err(|source| LoadError::Link {
-            path: path.to_owned(),
-            source,
-        })?;
+        let named = contract_of(&sandbox.engine, &component);
+        let pre =
+            Pre::new(linker, &component, named.as_deref()).map_err(|source| LoadError::Link {
+                path: path.to_owned(),
+                source,
+            })?;
         // Until the host shares its budget out, one instance of the per-instance size.
         let limits = PluginLimits::new(crate::budget::PluginShare {
             memory: u64::try_from(sandbox.config.memory_limit_bytes()).unwrap_or(u64::MAX),
@@ -271,30 +293,27 @@ impl Plugin {
         // Until it has named itself, the plugin goes by its file name.
         let file_name: Arc<str> = Arc::from(path.file_stem().unwrap_or_default().to_string_lossy());
         let timeout = sandbox.config.metadata_timeout_duration();
-        let raw = instances
-            .run_within(file_name, None, timeout, async |reconciler, store| {
-                reconciler.call_metadata(store).await
-            })
+        let metadata = instances
+            .metadata(file_name, timeout)
             .await
             .map_err(|source| LoadError::Metadata {
                 path: path.to_owned(),
                 source,
+            })?
+            .map_err(|reason| LoadError::InvalidMetadata {
+                path: path.to_owned(),
+                reason,
             })?;
-        let metadata = validate_metadata(raw).map_err(|reason| LoadError::InvalidMetadata {
-            path: path.to_owned(),
-            reason,
-        })?;
         Ok(Self {
             metadata,
             instances,
             loaded: compiled.loaded,
-            contract,
         })
     }
 
     /// The contract the component was built against, e.g. `wasm-reconciler:plugin@0.1.0`.
-    pub(crate) fn contract(&self) -> Option<&str> {
-        self.contract.as_deref()
+    pub(crate) fn contract(&self) -> &'static str {
+        self.metadata.contract.package()
     }
 
     /// How its component was obtained.
@@ -325,15 +344,15 @@ impl Plugin {
         &self.instances.limits
     }
 
-    /// Calls `metadata` in a fresh instance.
-    pub(crate) async fn call_metadata(&self) -> Result<types::PluginMetadata, CallError> {
+    /// Calls `metadata` in a fresh instance (for benchmarks: an instance with the least work).
+    pub(crate) async fn call_metadata(&self) -> Result<(), CallError> {
         self.instances
-            .run(
+            .metadata(
                 self.metadata.name.clone(),
-                None,
-                async |reconciler, store| reconciler.call_metadata(store).await,
+                self.instances.sandbox.config.call_timeout_duration(),
             )
             .await
+            .map(drop)
     }
 
     /// Runs `reconcile` on `object_json` in a fresh instance.
@@ -342,35 +361,113 @@ impl Plugin {
         scope: CallScope,
         object_json: String,
     ) -> Result<Outcome, CallError> {
-        let request = types::ReconcileRequest {
-            object: object_json,
-        };
-        let result = self
-            .instances
+        self.instances
             .run(
                 self.metadata.name.clone(),
                 Some(scope),
-                async |reconciler, store| reconciler.call_reconcile(store, &request).await,
+                async |exports, store| {
+                    Ok(match exports {
+                        Exports::V0_1(exports) => {
+                            let request = v0_1::types::ReconcileRequest {
+                                object: object_json,
+                            };
+                            match exports.call_reconcile(store, &request).await? {
+                                Ok(response) => Outcome::done(response.requeue_after_ms),
+                                Err(v0_1::types::ReconcileError::Transient(message)) => {
+                                    Outcome::Transient(message)
+                                }
+                                Err(v0_1::types::ReconcileError::Terminal(message)) => {
+                                    Outcome::Terminal(message)
+                                }
+                            }
+                        }
+                        Exports::V0_2(exports) => {
+                            let request = v0_2::types::ReconcileRequest {
+                                object: object_json,
+                            };
+                            outcome_of_v0_2(
+                                exports
+                                    .call_reconcile(store, &request)
+                                    .await?
+                                    .map(|response| response.requeue_after_ms),
+                            )
+                        }
+                    })
+                },
             )
-            .await?;
-        Ok(match result {
-            Ok(response) => Outcome::Done {
-                requeue_after: response.requeue_after_ms.map(Duration::from_millis),
-            },
-            Err(types::ReconcileError::Transient(message)) => Outcome::Transient(message),
-            Err(types::ReconcileError::Terminal(message)) => Outcome::Terminal(message),
-        })
+            .await
+    }
+
+    /// Runs `cleanup` on `object_json` in a fresh instance: `Done` when the plugin is done
+    /// with the object. A 0.1.0 plugin has no cleanup and is always done.
+    pub(crate) async fn cleanup(
+        &self,
+        scope: CallScope,
+        object_json: String,
+    ) -> Result<Outcome, CallError> {
+        self.instances
+            .run(
+                self.metadata.name.clone(),
+                Some(scope),
+                async |exports, store| {
+                    Ok(match exports {
+                        Exports::V0_1(_) => Outcome::Done {
+                            requeue_after: None,
+                        },
+                        Exports::V0_2(exports) => {
+                            let request = v0_2::types::ReconcileRequest {
+                                object: object_json,
+                            };
+                            outcome_of_v0_2(
+                                exports.call_cleanup(store, &request).await?.map(|()| None),
+                            )
+                        }
+                    })
+                },
+            )
+            .await
+    }
+}
+
+impl Outcome {
+    fn done(requeue_after_ms: Option<u64>) -> Self {
+        Outcome::Done {
+            requeue_after: requeue_after_ms.map(Duration::from_millis),
+        }
+    }
+}
+
+fn outcome_of_v0_2(result: Result<Option<u64>, v0_2::types::ReconcileError>) -> Outcome {
+    match result {
+        Ok(requeue_after_ms) => Outcome::done(requeue_after_ms),
+        Err(v0_2::types::ReconcileError::Transient(message)) => Outcome::Transient(message),
+        Err(v0_2::types::ReconcileError::Terminal(message)) => Outcome::Terminal(message),
     }
 }
 
 impl Instances {
+    /// Calls `metadata` in a fresh instance and checks what it says.
+    async fn metadata(
+        &self,
+        plugin: Arc<str>,
+        timeout: Duration,
+    ) -> Result<Result<Metadata, String>, CallError> {
+        self.run_within(plugin, None, timeout, async |exports, store| {
+            Ok(match exports {
+                Exports::V0_1(exports) => Metadata::from_v0_1(exports.call_metadata(store).await?),
+                Exports::V0_2(exports) => Metadata::from_v0_2(exports.call_metadata(store).await?),
+            })
+        })
+        .await
+    }
+
     /// Creates a fresh store and instance, runs `call` on it under the sandbox's limits, and
     /// drops both.
     async fn run<R>(
         &self,
         plugin: Arc<str>,
         scope: Option<CallScope>,
-        call: impl AsyncFnOnce(&bindings::Reconciler, &mut Store<GuestState>) -> wasmtime::Result<R>,
+        call: impl AsyncFnOnce(&Exports, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         let timeout = self.sandbox.config.call_timeout_duration();
         self.run_within(plugin, scope, timeout, call).await
@@ -384,7 +481,7 @@ impl Instances {
         plugin: Arc<str>,
         scope: Option<CallScope>,
         timeout: Duration,
-        call: impl AsyncFnOnce(&bindings::Reconciler, &mut Store<GuestState>) -> wasmtime::Result<R>,
+        call: impl AsyncFnOnce(&Exports, &mut Store<GuestState>) -> wasmtime::Result<R>,
     ) -> Result<R, CallError> {
         // Back-pressure: wait for one of the plugin's own slots (so a plugin can only ever
         // hold its own), then for a pooling-allocator slot, rather than fail to instantiate.
@@ -401,7 +498,7 @@ impl Instances {
             let mut released = self.limits.memory.released();
             let mut store = self.store(plugin.clone(), scope.take());
             let instantiated =
-                tokio::time::timeout_at(deadline, self.pre.instantiate_async(&mut store)).await;
+                tokio::time::timeout_at(deadline, self.pre.instantiate(&mut store)).await;
             let error = match instantiated {
                 Err(_) => return Err(CallError::Timeout(timeout)),
                 Ok(Ok(reconciler)) => break (store, reconciler),
@@ -506,56 +603,9 @@ impl Instances {
     }
 }
 
-/// Checks what a plugin said about itself: a usable name and complete kinds.
-fn validate_metadata(raw: types::PluginMetadata) -> Result<Metadata, String> {
-    if !crate::recorder::is_dns1123_label(&raw.name) {
-        return Err(format!(
-            "name {:?} must be a DNS-1123 label: lowercase letters, digits and '-', at most 63 characters",
-            raw.name
-        ));
-    }
-    let convert = |gvk: types::GroupVersionKind| -> Result<GroupVersionKind, String> {
-        if gvk.version.is_empty() || gvk.kind.is_empty() {
-            return Err(format!(
-                "kind {:?}/{:?}/{:?} needs a version and a kind",
-                gvk.group, gvk.version, gvk.kind
-            ));
-        }
-        Ok(GroupVersionKind::gvk(&gvk.group, &gvk.version, &gvk.kind))
-    };
-    Ok(Metadata {
-        name: Arc::from(raw.name),
-        reconciles: convert(raw.reconciles)?,
-        owns: raw
-            .owns
-            .into_iter()
-            .map(convert)
-            .collect::<Result<_, _>>()?,
-        reads: raw
-            .reads
-            .into_iter()
-            .map(convert)
-            .collect::<Result<_, _>>()?,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn raw_metadata(name: &str) -> types::PluginMetadata {
-        let gvk = |group: &str, version: &str, kind: &str| types::GroupVersionKind {
-            group: group.into(),
-            version: version.into(),
-            kind: kind.into(),
-        };
-        types::PluginMetadata {
-            name: name.into(),
-            reconciles: gvk("mygroup.example.com", "v1alpha1", "MyResource"),
-            owns: vec![gvk("apps", "v1", "Deployment")],
-            reads: vec![gvk("", "v1", "ConfigMap")],
-        }
-    }
 
     #[test]
     fn an_error_message_carries_the_end_of_a_long_stderr() {
@@ -572,24 +622,6 @@ mod tests {
         assert!(text.ends_with("ValueError: boom"), "{text}");
         assert!(text.len() < 700, "{} bytes", text.len());
         assert!(!text.contains("a long backtrace"));
-    }
-
-    #[test]
-    fn metadata_with_a_dns_label_name_and_complete_kinds_is_accepted() {
-        let metadata = validate_metadata(raw_metadata("my-plugin")).expect("valid metadata");
-        assert_eq!(&*metadata.name, "my-plugin");
-        assert_eq!(metadata.owns[0].kind, "Deployment");
-        assert_eq!(metadata.reads[0].group, "");
-    }
-
-    #[test]
-    fn metadata_with_a_bad_name_or_kind_is_refused() {
-        for name in ["", "My-Plugin", "a_b", "-a", &"a".repeat(64)] {
-            assert!(validate_metadata(raw_metadata(name)).is_err(), "{name:?}");
-        }
-        let mut no_kind = raw_metadata("ok");
-        no_kind.owns[0].kind.clear();
-        assert!(validate_metadata(no_kind).is_err());
     }
 
     async fn load_bytes(bytes: &[u8]) -> Result<Plugin, LoadError> {

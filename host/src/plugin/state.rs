@@ -41,6 +41,8 @@ pub(crate) struct ScopeParts<'a> {
     pub(crate) api_calls_refused: prometheus_client::metrics::counter::Counter,
     pub(crate) payload_bytes: &'a Arc<super::limits::Quota>,
     pub(crate) impersonate: Option<&'a crate::client::Impersonation>,
+    /// The caches reads are served from (none: live reads).
+    pub(crate) caches: &'a Arc<crate::cache::PluginCaches>,
 }
 
 impl CallScope {
@@ -58,6 +60,7 @@ impl CallScope {
                 CallAllowance::new(parts.max_api_calls, parts.api_calls_refused.clone()),
                 parts.payload_bytes.clone(),
                 parts.impersonate.cloned(),
+                parts.caches.clone(),
             ),
             object,
             recorder: parts.recorder.clone(),

@@ -1,0 +1,283 @@
+//! Kubernetes label selectors and the names they are made of: checked as the API server checks
+//! them, matched against labels, and written in the selector syntax of a `labelSelector`
+//! query parameter.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// How a requirement compares a label's value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Operator {
+    /// Present, with one of the values.
+    In,
+    /// Absent, or present with none of the values.
+    NotIn,
+    /// Present, with any value.
+    Exists,
+    /// Absent.
+    DoesNotExist,
+}
+
+/// One requirement: `key`, `operator`, `values`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Requirement {
+    key: String,
+    operator: Operator,
+    values: Vec<String>,
+}
+
+/// A label selector whose every key and value the API server would accept; matches when
+/// every requirement holds. Empty, it matches everything.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct LabelSelector {
+    requirements: Vec<Requirement>,
+}
+
+impl LabelSelector {
+    /// The selector of `match_labels` (each an `In` of one value) and `expressions`, checked.
+    ///
+    /// # Errors
+    ///
+    /// Says which key or value the API server would refuse, or which operator has the wrong
+    /// number of values.
+    pub(crate) fn new(
+        match_labels: Vec<(String, String)>,
+        expressions: Vec<(String, Operator, Vec<String>)>,
+    ) -> Result<Self, String> {
+        let mut requirements = Vec::with_capacity(match_labels.len() + expressions.len());
+        for (key, value) in match_labels {
+            requirements.push((key, Operator::In, vec![value]));
+        }
+        requirements.extend(expressions);
+        let requirements = requirements
+            .into_iter()
+            .map(|(key, operator, mut values)| {
+                check_qualified_name(&key).map_err(|why| format!("label key {key:?}: {why}"))?;
+                match operator {
+                    Operator::In | Operator::NotIn if values.is_empty() => {
+                        return Err(format!("label key {key:?}: in and notin need values"));
+                    }
+                    Operator::Exists | Operator::DoesNotExist if !values.is_empty() => {
+                        return Err(format!(
+                            "label key {key:?}: exists and doesNotExist take no values"
+                        ));
+                    }
+                    _ => {}
+                }
+                for value in &values {
+                    check_label_value(value)
+                        .map_err(|why| format!("label value {value:?} of {key:?}: {why}"))?;
+                }
+                values.sort();
+                values.dedup();
+                Ok(Requirement {
+                    key,
+                    operator,
+                    values,
+                })
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Self { requirements })
+    }
+
+    /// Whether `labels` meets every requirement.
+    pub(crate) fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.requirements.iter().all(|requirement| {
+            let value = labels.get(&requirement.key);
+            match requirement.operator {
+                Operator::In => value.is_some_and(|v| requirement.values.contains(v)),
+                Operator::NotIn => value.is_none_or(|v| !requirement.values.contains(v)),
+                Operator::Exists => value.is_some(),
+                Operator::DoesNotExist => value.is_none(),
+            }
+        })
+    }
+
+    /// Whether the selector matches every object.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.requirements.is_empty()
+    }
+}
+
+/// The selector in the API server's syntax (`a=b,c in (x,y),!d`), as a `labelSelector`
+/// query parameter takes it; requirements in the order given.
+impl fmt::Display for LabelSelector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, requirement) in self.requirements.iter().enumerate() {
+            if i > 0 {
+                f.write_str(",")?;
+            }
+            let key = &requirement.key;
+            let values = requirement.values.join(",");
+            match requirement.operator {
+                Operator::In if requirement.values.len() == 1 => write!(f, "{key}={values}")?,
+                Operator::In => write!(f, "{key} in ({values})")?,
+                Operator::NotIn => write!(f, "{key} notin ({values})")?,
+                Operator::Exists => write!(f, "{key}")?,
+                Operator::DoesNotExist => write!(f, "!{key}")?,
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A qualified name, as label keys, annotation keys and finalizers are: an optional prefix
+/// (a DNS-1123 subdomain) and `/`, then a name of 1-63 characters, alphanumeric at both ends,
+/// with `-`, `_` and `.` inside.
+pub(crate) fn check_qualified_name(name: &str) -> Result<(), String> {
+    let (prefix, local) = match name.split_once('/') {
+        Some((prefix, local)) => (Some(prefix), local),
+        None => (None, name),
+    };
+    if let Some(prefix) = prefix
+        && !is_dns1123_subdomain(prefix)
+    {
+        return Err(format!(
+            "prefix {prefix:?} must be a DNS-1123 subdomain (lowercase letters, digits, '-' and '.', at most 253 characters)"
+        ));
+    }
+    if local.is_empty() || !is_label_value(local) {
+        return Err(
+            "the name must be 1-63 characters of letters, digits, '-', '_' and '.', starting and ending with a letter or digit"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// A label value: empty, or what [`check_qualified_name`] takes as a name.
+pub(crate) fn check_label_value(value: &str) -> Result<(), String> {
+    if is_label_value(value) {
+        Ok(())
+    } else {
+        Err("a label value must be empty or 1-63 characters of letters, digits, '-', '_' and '.', starting and ending with a letter or digit".into())
+    }
+}
+
+fn is_label_value(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    let inner = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    match (bytes.first(), bytes.last()) {
+        (None, _) | (_, None) => true,
+        (Some(first), Some(last)) => {
+            bytes.len() <= 63
+                && first.is_ascii_alphanumeric()
+                && last.is_ascii_alphanumeric()
+                && bytes.iter().all(inner)
+        }
+    }
+}
+
+/// `^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`, at most 253
+/// characters.
+pub(crate) fn is_dns1123_subdomain(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name
+            .split('.')
+            .all(|label| !label.is_empty() && crate::recorder::is_dns1123_label(label))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect()
+    }
+
+    fn selector(
+        match_labels: &[(&str, &str)],
+        expressions: &[(&str, Operator, &[&str])],
+    ) -> Result<LabelSelector, String> {
+        LabelSelector::new(
+            match_labels
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            expressions
+                .iter()
+                .map(|(k, op, values)| {
+                    (
+                        (*k).to_owned(),
+                        *op,
+                        values.iter().map(|v| (*v).to_owned()).collect(),
+                    )
+                })
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn every_operator_matches_as_the_api_server_does() {
+        let s = selector(
+            &[("mirror", "true")],
+            &[
+                ("tier", Operator::In, &["web", "api"]),
+                ("env", Operator::NotIn, &["prod"]),
+                ("team", Operator::Exists, &[]),
+                ("legacy", Operator::DoesNotExist, &[]),
+            ],
+        )
+        .expect("valid");
+        let base = [("mirror", "true"), ("tier", "web"), ("team", "a")];
+        assert!(s.matches(&labels(&base)));
+        assert!(s.matches(&labels(&[
+            ("mirror", "true"),
+            ("tier", "api"),
+            ("team", "a"),
+            ("env", "dev")
+        ])));
+        assert!(!s.matches(&labels(&[("tier", "web"), ("team", "a")])));
+        assert!(!s.matches(&labels(&[
+            ("mirror", "true"),
+            ("tier", "db"),
+            ("team", "a")
+        ])));
+        assert!(!s.matches(&labels(&[
+            ("mirror", "true"),
+            ("tier", "web"),
+            ("team", "a"),
+            ("env", "prod")
+        ])));
+        assert!(!s.matches(&labels(&[("mirror", "true"), ("tier", "web")])));
+        assert!(!s.matches(&labels(&[
+            ("mirror", "true"),
+            ("tier", "web"),
+            ("team", "a"),
+            ("legacy", "")
+        ])));
+        assert_eq!(
+            s.to_string(),
+            "mirror=true,tier in (api,web),env notin (prod),team,!legacy"
+        );
+        assert!(LabelSelector::default().matches(&labels(&[])));
+    }
+
+    #[test]
+    fn keys_values_and_arity_are_checked() {
+        assert!(selector(&[("example.com/app", "a-b_c.d")], &[]).is_ok());
+        assert!(selector(&[("", "x")], &[]).is_err());
+        assert!(selector(&[("Bad_Prefix/x", "x")], &[]).is_err());
+        assert!(selector(&[("x", "-leading")], &[]).is_err());
+        assert!(selector(&[("x", &"v".repeat(64))], &[]).is_err());
+        assert!(selector(&[("x", "a,b")], &[]).is_err());
+        assert!(selector(&[("a b", "x")], &[]).is_err());
+        assert!(selector(&[], &[("x", Operator::In, &[])]).is_err());
+        assert!(selector(&[], &[("x", Operator::Exists, &["v"])]).is_err());
+        assert!(selector(&[("x", "")], &[]).is_ok());
+    }
+
+    #[test]
+    fn qualified_names_need_a_valid_prefix_and_name() {
+        assert!(check_qualified_name("example.com/cleanup").is_ok());
+        assert!(check_qualified_name("cleanup").is_ok());
+        assert!(check_qualified_name("example.com/").is_err());
+        assert!(check_qualified_name("/cleanup").is_err());
+        assert!(check_qualified_name("Example.com/cleanup").is_err());
+        assert!(check_qualified_name("a/b/c").is_err());
+    }
+}
