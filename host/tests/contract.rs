@@ -307,6 +307,23 @@ async fn delete_takes_only_objects_the_reconciled_object_controls() {
         "{results:?}"
     );
     gone(&arena, "owner-owned").await;
+
+    // Nor can an object be made to own itself, which would keep it from ever going.
+    let narcissus = create_config_map(
+        &arena,
+        "narcissus",
+        &[("probe", "true")],
+        &[("apply-self", "yes")],
+    )
+    .await;
+    let results = at_least(&arena, &narcissus, "ApplySelfResult", 1).await;
+    assert!(
+        results[0].contains("apply itself failed: invalid")
+            && results[0].contains("cannot own itself"),
+        "{results:?}"
+    );
+    let stored = config_maps(&arena).get("narcissus").await.expect("get");
+    assert_eq!(stored.metadata.owner_references, None);
     host.stop().await;
 }
 

@@ -279,25 +279,9 @@ impl ScopedClient {
         let resolved = self.readable(gvk)?;
         let namespace = self.read_namespace(resolved)?;
         let limit = MAX_LIST_BYTES.min(self.payload_bytes.size());
-        let too_large = |count: usize, bytes: usize| {
-            ClientError::Invalid(format!(
-                "the list holds more than {limit} bytes of JSON ({count} objects, {bytes} bytes \
-                 so far): narrow it with a label selector"
-            ))
-        };
-        let mut objects = Vec::new();
-        let mut bytes = 0_usize;
-        if let Some(cache) = self.caches.of(gvk) {
+        let (objects, bytes) = if let Some(cache) = self.caches.of(gvk) {
             self.allowance.take()?;
-            for object in cache.list(namespace, selector) {
-                let json = serde_json::to_string(object.as_ref())
-                    .map_err(|e| ClientError::Invalid(e.to_string()))?;
-                bytes += json.len();
-                if bytes > limit {
-                    return Err(too_large(objects.len(), bytes));
-                }
-                objects.push(json);
-            }
+            list_json(cache.list(namespace, selector), limit)?
         } else {
             let mut params = ListParams::default();
             if let Some(selector) = selector.filter(|selector| !selector.is_empty()) {
@@ -316,17 +300,11 @@ impl ScopedClient {
                 (&a.metadata.namespace, &a.metadata.name)
                     .cmp(&(&b.metadata.namespace, &b.metadata.name))
             });
-            for mut object in items {
+            for object in &mut items {
                 object.metadata.managed_fields = None;
-                let json = serde_json::to_string(&object)
-                    .map_err(|e| ClientError::Invalid(e.to_string()))?;
-                bytes += json.len();
-                if bytes > limit {
-                    return Err(too_large(objects.len(), bytes));
-                }
-                objects.push(json);
             }
-        }
+            list_json(items, limit)?
+        };
         // Held while the answer is handed over, so that lists in flight stay within the
         // plugin's share.
         let _payload = self
@@ -562,6 +540,29 @@ fn check_name(name: &str) -> Result<(), ClientError> {
     })
 }
 
+/// `objects` as JSON texts, and their total size, unless that is over `limit` bytes.
+fn list_json<T: std::borrow::Borrow<DynamicObject>>(
+    objects: impl IntoIterator<Item = T>,
+    limit: usize,
+) -> Result<(Vec<String>, usize), ClientError> {
+    let mut texts = Vec::new();
+    let mut bytes = 0_usize;
+    for object in objects {
+        let json = serde_json::to_string(object.borrow())
+            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+        bytes += json.len();
+        if bytes > limit {
+            return Err(ClientError::Invalid(format!(
+                "the list holds more than {limit} bytes of JSON ({} objects, {bytes} bytes so \
+                 far): narrow it with a label selector",
+                texts.len() + 1
+            )));
+        }
+        texts.push(json);
+    }
+    Ok((texts, bytes))
+}
+
 fn check_payload(json: &str) -> Result<(), ClientError> {
     if json.len() > MAX_PAYLOAD_BYTES {
         return Err(ClientError::Invalid(format!(
@@ -608,6 +609,23 @@ mod tests {
         let refused = check_payload(&" ".repeat(MAX_PAYLOAD_BYTES + 1));
         assert!(
             matches!(refused, Err(ClientError::Invalid(_))),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn a_list_over_its_byte_limit_is_refused_with_a_hint() {
+        let object = |name: &str| -> DynamicObject {
+            serde_json::from_value(json!({"apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name}}))
+            .expect("object")
+        };
+        let one = serde_json::to_string(&object("a")).expect("json").len();
+        let (texts, bytes) = list_json([object("a"), object("b")], 2 * one).expect("fits");
+        assert_eq!((texts.len(), bytes), (2, 2 * one));
+        let refused = list_json([Arc::new(object("a")), Arc::new(object("b"))], 2 * one - 1);
+        assert!(
+            matches!(&refused, Err(ClientError::Invalid(m)) if m.contains("label selector")),
             "{refused:?}"
         );
     }

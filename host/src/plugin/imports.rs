@@ -111,63 +111,100 @@ impl GuestState {
     }
 }
 
+/// The imports every contract version has unchanged (types, event recorder, log, and the
+/// client's error), implemented once for the bindings of `$version`; `$shared` names the
+/// module that holds them.
+macro_rules! same_in_every_version {
+    ($version:ident, $shared:ident) => {
+        mod $shared {
+            use super::*;
+            use $version::{client, event_recorder, log, types};
+
+            impl types::Host for GuestState {}
+
+            fn event_type(event_type: event_recorder::EventType) -> EventType {
+                match event_type {
+                    event_recorder::EventType::Normal => EventType::Normal,
+                    event_recorder::EventType::Warning => EventType::Warning,
+                }
+            }
+
+            fn event_error(refusal: EventRefusal) -> event_recorder::EventError {
+                match refusal {
+                    EventRefusal::InvalidReason(m) => event_recorder::EventError::InvalidReason(m),
+                    EventRefusal::InvalidAnnotation(m) => {
+                        event_recorder::EventError::InvalidAnnotation(m)
+                    }
+                    EventRefusal::NoObject => event_recorder::EventError::NoObject,
+                }
+            }
+
+            impl event_recorder::Host for GuestState {
+                async fn event(
+                    &mut self,
+                    kind: event_recorder::EventType,
+                    reason: String,
+                    message: String,
+                ) -> wasmtime::Result<Result<(), event_recorder::EventError>> {
+                    let recorded = self
+                        .record(event_type(kind), reason, message, Vec::new())
+                        .await;
+                    Ok(recorded.map_err(event_error))
+                }
+
+                async fn annotated_event(
+                    &mut self,
+                    annotations: Vec<(String, String)>,
+                    kind: event_recorder::EventType,
+                    reason: String,
+                    message: String,
+                ) -> wasmtime::Result<Result<(), event_recorder::EventError>> {
+                    let recorded = self
+                        .record(event_type(kind), reason, message, annotations)
+                        .await;
+                    Ok(recorded.map_err(event_error))
+                }
+            }
+
+            impl log::Host for GuestState {
+                async fn log(
+                    &mut self,
+                    level: log::Level,
+                    message: String,
+                ) -> wasmtime::Result<()> {
+                    let level = match level {
+                        log::Level::Trace => Level::Trace,
+                        log::Level::Debug => Level::Debug,
+                        log::Level::Info => Level::Info,
+                        log::Level::Warn => Level::Warn,
+                        log::Level::Error => Level::Error,
+                    };
+                    self.write_log(level, &message);
+                    Ok(())
+                }
+            }
+
+            /// The host's client error as this version's.
+            pub(super) fn client_error(error: ClientError) -> client::ClientError {
+                match error {
+                    ClientError::Forbidden(message) => client::ClientError::Forbidden(message),
+                    ClientError::Invalid(message) => client::ClientError::Invalid(message),
+                    ClientError::Api { code, message } => client::ClientError::Api((code, message)),
+                    ClientError::Unavailable(message) => client::ClientError::Unavailable(message),
+                }
+            }
+        }
+    };
+}
+
+same_in_every_version!(v0_1, v0_1_shared);
+same_in_every_version!(v0_2, v0_2_shared);
+
 /// `wasm-reconciler:plugin@0.1.0`: reads are live GETs, as they always were.
 mod v0_1_imports {
+    use super::v0_1_shared::client_error;
     use super::*;
-    use v0_1::{client, event_recorder, log, types};
-
-    impl types::Host for GuestState {}
-
-    fn event_type(event_type: event_recorder::EventType) -> EventType {
-        match event_type {
-            event_recorder::EventType::Normal => EventType::Normal,
-            event_recorder::EventType::Warning => EventType::Warning,
-        }
-    }
-
-    fn event_error(refusal: EventRefusal) -> event_recorder::EventError {
-        match refusal {
-            EventRefusal::InvalidReason(m) => event_recorder::EventError::InvalidReason(m),
-            EventRefusal::InvalidAnnotation(m) => event_recorder::EventError::InvalidAnnotation(m),
-            EventRefusal::NoObject => event_recorder::EventError::NoObject,
-        }
-    }
-
-    impl event_recorder::Host for GuestState {
-        async fn event(
-            &mut self,
-            kind: event_recorder::EventType,
-            reason: String,
-            message: String,
-        ) -> wasmtime::Result<Result<(), event_recorder::EventError>> {
-            let recorded = self
-                .record(event_type(kind), reason, message, Vec::new())
-                .await;
-            Ok(recorded.map_err(event_error))
-        }
-
-        async fn annotated_event(
-            &mut self,
-            annotations: Vec<(String, String)>,
-            kind: event_recorder::EventType,
-            reason: String,
-            message: String,
-        ) -> wasmtime::Result<Result<(), event_recorder::EventError>> {
-            let recorded = self
-                .record(event_type(kind), reason, message, annotations)
-                .await;
-            Ok(recorded.map_err(event_error))
-        }
-    }
-
-    fn client_error(error: ClientError) -> client::ClientError {
-        match error {
-            ClientError::Forbidden(message) => client::ClientError::Forbidden(message),
-            ClientError::Invalid(message) => client::ClientError::Invalid(message),
-            ClientError::Api { code, message } => client::ClientError::Api((code, message)),
-            ClientError::Unavailable(message) => client::ClientError::Unavailable(message),
-        }
-    }
+    use v0_1::{client, types};
 
     impl client::Host for GuestState {
         async fn get(
@@ -202,79 +239,13 @@ mod v0_1_imports {
             Ok(result.map_err(client_error))
         }
     }
-
-    impl log::Host for GuestState {
-        async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-            let level = match level {
-                log::Level::Trace => Level::Trace,
-                log::Level::Debug => Level::Debug,
-                log::Level::Info => Level::Info,
-                log::Level::Warn => Level::Warn,
-                log::Level::Error => Level::Error,
-            };
-            self.write_log(level, &message);
-            Ok(())
-        }
-    }
 }
 
 /// `wasm-reconciler:plugin@0.2.0`: reads from the caches, `get-live`, `list` and `delete`.
 mod v0_2_imports {
+    use super::v0_2_shared::client_error;
     use super::*;
-    use v0_2::{client, event_recorder, log, types};
-
-    impl types::Host for GuestState {}
-
-    fn event_type(event_type: event_recorder::EventType) -> EventType {
-        match event_type {
-            event_recorder::EventType::Normal => EventType::Normal,
-            event_recorder::EventType::Warning => EventType::Warning,
-        }
-    }
-
-    fn event_error(refusal: EventRefusal) -> event_recorder::EventError {
-        match refusal {
-            EventRefusal::InvalidReason(m) => event_recorder::EventError::InvalidReason(m),
-            EventRefusal::InvalidAnnotation(m) => event_recorder::EventError::InvalidAnnotation(m),
-            EventRefusal::NoObject => event_recorder::EventError::NoObject,
-        }
-    }
-
-    impl event_recorder::Host for GuestState {
-        async fn event(
-            &mut self,
-            kind: event_recorder::EventType,
-            reason: String,
-            message: String,
-        ) -> wasmtime::Result<Result<(), event_recorder::EventError>> {
-            let recorded = self
-                .record(event_type(kind), reason, message, Vec::new())
-                .await;
-            Ok(recorded.map_err(event_error))
-        }
-
-        async fn annotated_event(
-            &mut self,
-            annotations: Vec<(String, String)>,
-            kind: event_recorder::EventType,
-            reason: String,
-            message: String,
-        ) -> wasmtime::Result<Result<(), event_recorder::EventError>> {
-            let recorded = self
-                .record(event_type(kind), reason, message, annotations)
-                .await;
-            Ok(recorded.map_err(event_error))
-        }
-    }
-
-    fn client_error(error: ClientError) -> client::ClientError {
-        match error {
-            ClientError::Forbidden(message) => client::ClientError::Forbidden(message),
-            ClientError::Invalid(message) => client::ClientError::Invalid(message),
-            ClientError::Api { code, message } => client::ClientError::Api((code, message)),
-            ClientError::Unavailable(message) => client::ClientError::Unavailable(message),
-        }
-    }
+    use v0_2::{client, types};
 
     fn gvk(kind: &types::GroupVersionKind) -> GroupVersionKind {
         GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind)
@@ -367,20 +338,6 @@ mod v0_2_imports {
                 })
                 .await;
             Ok(result.map_err(client_error))
-        }
-    }
-
-    impl log::Host for GuestState {
-        async fn log(&mut self, level: log::Level, message: String) -> wasmtime::Result<()> {
-            let level = match level {
-                log::Level::Trace => Level::Trace,
-                log::Level::Debug => Level::Debug,
-                log::Level::Info => Level::Info,
-                log::Level::Warn => Level::Warn,
-                log::Level::Error => Level::Error,
-            };
-            self.write_log(level, &message);
-            Ok(())
         }
     }
 

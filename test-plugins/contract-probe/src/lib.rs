@@ -8,6 +8,8 @@
 //! What a probe's `data` asks for:
 //! - `delete: <name>`: instead of applying its owned ConfigMap, delete the ConfigMap `<name>`
 //!   and record the result as a `DeleteResult` Event.
+//! - `apply-self: yes`: apply the probe itself, as an object it would own, and record the
+//!   result as an `ApplySelfResult` Event.
 //! - `cleanup: fail`: cleanup fails (transiently) with a `CleanupFailed` Warning, so the host
 //!   retries it; without it, cleanup records `CleanedUp`.
 
@@ -51,6 +53,19 @@ impl Reconciler for Probe {
         let object = request.object_value();
         let name = request.name();
         let client = ctx.client();
+        if object["data"]["apply-self"] == "yes" {
+            // An owner reference from the object to itself would keep it from ever going.
+            let result = client.apply(&json!({
+                "apiVersion": "v1", "kind": "ConfigMap",
+                "metadata": {"name": name}, "data": {"owner": name},
+            }));
+            let message = match result {
+                Ok(_) => "applied itself".to_owned(),
+                Err(error) => format!("apply itself failed: {error}"),
+            };
+            ctx.recorder()
+                .event(EventType::Normal, "ApplySelfResult", &message)?;
+        }
         if let Some(target) = object["data"]["delete"].as_str() {
             let result = match client.delete(&CONFIG_MAP, target, Propagation::Background) {
                 Ok(existed) => format!("deleted {target}: existed={existed}"),
