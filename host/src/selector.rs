@@ -5,6 +5,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::recorder::{is_dns1123_subdomain, is_qualified_name_part};
+
 /// How a requirement compares a label's value.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Operator {
@@ -155,27 +157,7 @@ pub(crate) fn check_label_value(value: &str) -> Result<(), String> {
 }
 
 fn is_label_value(value: &str) -> bool {
-    let bytes = value.as_bytes();
-    let inner = |b: &u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
-    match (bytes.first(), bytes.last()) {
-        (None, _) | (_, None) => true,
-        (Some(first), Some(last)) => {
-            bytes.len() <= 63
-                && first.is_ascii_alphanumeric()
-                && last.is_ascii_alphanumeric()
-                && bytes.iter().all(inner)
-        }
-    }
-}
-
-/// `^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$`, at most 253
-/// characters.
-pub(crate) fn is_dns1123_subdomain(name: &str) -> bool {
-    !name.is_empty()
-        && name.len() <= 253
-        && name
-            .split('.')
-            .all(|label| !label.is_empty() && crate::recorder::is_dns1123_label(label))
+    value.is_empty() || is_qualified_name_part(value)
 }
 
 #[cfg(test)]

@@ -34,7 +34,9 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::metrics::{EventOutcome, Metrics};
 use crate::object::ReconciledObject;
 use correlator::{Correlator, CorrelatorConfig, Observed, Occurrence, WriteOutcome};
-pub(crate) use validate::{InvalidEvent, is_dns1123_label};
+pub(crate) use validate::{
+    InvalidEvent, is_dns1123_label, is_dns1123_subdomain, is_qualified_name_part,
+};
 pub use writer::EventsApi;
 use writer::Writer;
 

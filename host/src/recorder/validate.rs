@@ -98,8 +98,9 @@ fn validate_annotation_key(key: &str) -> Result<(), InvalidEvent> {
     Ok(())
 }
 
-/// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`, at most 63 characters.
-fn is_qualified_name_part(name: &str) -> bool {
+/// `[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?`, at most 63 characters: the name part of a
+/// qualified name (annotation and label keys, finalizers), and a non-empty label value.
+pub(crate) fn is_qualified_name_part(name: &str) -> bool {
     let bytes = name.as_bytes();
     match (bytes.first(), bytes.last()) {
         (Some(first), Some(last)) => {
@@ -115,7 +116,7 @@ fn is_qualified_name_part(name: &str) -> bool {
 }
 
 /// Lowercase DNS labels joined by dots, at most 253 characters.
-fn is_dns1123_subdomain(value: &str) -> bool {
+pub(crate) fn is_dns1123_subdomain(value: &str) -> bool {
     value.len() <= 253 && value.split('.').all(is_dns1123_label)
 }
 
