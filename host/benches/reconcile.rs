@@ -218,8 +218,11 @@ fn reconcile(c: &mut Criterion) {
     group.finish();
 }
 
-/// The examples in every language: file name and reconciled kind.
-const EXAMPLES: [(&str, &str); 4] = [
+/// The examples in every language: file name and reconciled kind. The first is the Rust
+/// example as built against contract 0.1.0 (`tests/fixtures/`), the same logic as the next
+/// over the other contract version.
+const EXAMPLES: [(&str, &str); 5] = [
+    ("myresource-0.1.0.wasm", "MyResource"),
     ("myresource.wasm", "MyResource"),
     ("myresource_py.wasm", "PyResource"),
     ("myresource_js.wasm", "JsResource"),
@@ -236,8 +239,13 @@ fn languages(c: &mut Criterion) {
     let runtime = tokio::runtime::Runtime::new().expect("tokio runtime");
     let client = runtime.block_on(async { in_memory_client() });
     let mut group = c.benchmark_group("languages");
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     for (file, kind) in EXAMPLES {
-        let path = dir.join(file);
+        let (path, label) = if file.ends_with("-0.1.0.wasm") {
+            (fixtures.join(file), format!("{kind}_contract_0.1.0"))
+        } else {
+            (dir.join(file), kind.to_owned())
+        };
         let Ok(size) = std::fs::metadata(&path).map(|metadata| metadata.len()) else {
             eprintln!("languages: {} not built; skipped", path.display());
             continue;
@@ -256,12 +264,12 @@ fn languages(c: &mut Criterion) {
             .block_on(harness.reconcile(&object))
             .expect("the call completes")
             .expect("steady-state reconcile succeeds");
-        group.bench_function(format!("{kind}_instantiate_and_metadata"), |b| {
+        group.bench_function(format!("{label}_instantiate_and_metadata"), |b| {
             b.to_async(&runtime).iter(|| async {
                 harness.metadata_call().await.expect("metadata");
             });
         });
-        group.bench_function(format!("{kind}_reconcile"), |b| {
+        group.bench_function(format!("{label}_reconcile"), |b| {
             b.to_async(&runtime).iter(|| async {
                 harness
                     .reconcile(&object)

@@ -48,6 +48,7 @@ use crate::client::Impersonation;
 use crate::kinds::DeclaredKinds;
 use crate::metrics::{
     ControllerSeries, Ended, Limit, LimitLabels, Metrics, PluginLabels, ReconcileResult,
+    ReconcileSeries,
 };
 use crate::object::ReconciledObject;
 use crate::plugin::{CallError, CallScope, LivePlugin, Outcome, ScopeParts};
@@ -141,6 +142,8 @@ struct PluginCounters {
     requeues_throttled: Counter,
     suspensions: Counter,
     suspended: Gauge,
+    /// The host's own reconcile counts and durations.
+    reconciles: ReconcileSeries,
     /// controller-runtime's names for the same reconciles.
     controller_runtime: ControllerSeries,
 }
@@ -154,6 +157,7 @@ impl PluginCounters {
             requeues_throttled: families.requeues_throttled.get_or_create(&labels).clone(),
             suspensions: families.suspensions.get_or_create(&labels).clone(),
             suspended: families.suspended.get_or_create(&labels).clone(),
+            reconciles: metrics.reconcile_series(plugin),
             controller_runtime: metrics.controller_runtime.of(plugin),
         }
     }
@@ -526,7 +530,7 @@ impl PluginController {
             Ok(Outcome::Transient(_)) => ReconcileResult::transient_error,
             Err(_) => ReconcileResult::failed,
         };
-        self.metrics.reconciled(self.plugin.name(), result, elapsed);
+        self.counters.reconciles.reconciled(result, elapsed);
         let ended = match &outcome {
             Ok(Outcome::Done {
                 requeue_after: None,

@@ -40,6 +40,30 @@ pub(crate) enum ReconcileResult {
     failed,
 }
 
+/// One plugin's `reconciles_total` and `reconcile_duration_seconds` series.
+#[derive(Clone)]
+pub(crate) struct ReconcileSeries {
+    success: Counter,
+    transient_error: Counter,
+    terminal_error: Counter,
+    failed: Counter,
+    seconds: Histogram,
+}
+
+impl ReconcileSeries {
+    /// Counts one reconcile that ended with `result` after `took`.
+    pub(crate) fn reconciled(&self, result: ReconcileResult, took: Duration) {
+        match result {
+            ReconcileResult::success => &self.success,
+            ReconcileResult::transient_error => &self.transient_error,
+            ReconcileResult::terminal_error => &self.terminal_error,
+            ReconcileResult::failed => &self.failed,
+        }
+        .inc();
+        self.seconds.observe(took.as_secs_f64());
+    }
+}
+
 /// What happened to a recorded event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, EncodeLabelValue)]
 #[allow(
@@ -368,18 +392,29 @@ impl Metrics {
         text
     }
 
-    pub(crate) fn reconciled(&self, plugin: &str, result: ReconcileResult, took: Duration) {
-        self.reconciles
-            .get_or_create(&ReconcileLabels {
-                plugin: plugin.to_owned(),
-                result,
-            })
-            .inc();
-        self.reconcile_seconds
-            .get_or_create(&PluginLabels {
-                plugin: plugin.to_owned(),
-            })
-            .observe(took.as_secs_f64());
+    /// `plugin`'s series of reconciles by result and of their durations, looked up once, for
+    /// its controller to count every reconcile on without a lookup.
+    pub(crate) fn reconcile_series(&self, plugin: &str) -> ReconcileSeries {
+        let by_result = |result| {
+            self.reconciles
+                .get_or_create(&ReconcileLabels {
+                    plugin: plugin.to_owned(),
+                    result,
+                })
+                .clone()
+        };
+        ReconcileSeries {
+            success: by_result(ReconcileResult::success),
+            transient_error: by_result(ReconcileResult::transient_error),
+            terminal_error: by_result(ReconcileResult::terminal_error),
+            failed: by_result(ReconcileResult::failed),
+            seconds: self
+                .reconcile_seconds
+                .get_or_create(&PluginLabels {
+                    plugin: plugin.to_owned(),
+                })
+                .clone(),
+        }
     }
 
     pub(crate) fn plugins_loaded(&self, count: usize) {
@@ -482,11 +517,9 @@ mod tests {
     fn counters_appear_in_the_text_format() {
         let metrics = Metrics::new();
         metrics.events("myresource", "Created", EventOutcome::created, 2);
-        metrics.reconciled(
-            "myresource",
-            ReconcileResult::success,
-            Duration::from_millis(3),
-        );
+        metrics
+            .reconcile_series("myresource")
+            .reconciled(ReconcileResult::success, Duration::from_millis(3));
         let text = metrics.encode();
         assert!(
             text.contains(

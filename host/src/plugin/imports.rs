@@ -259,7 +259,11 @@ mod v0_2_imports {
         ) -> wasmtime::Result<Result<Option<String>, client::ClientError>> {
             let gvk = gvk(&kind);
             let result = self
-                .with_client(async |client| client.get_cached(&gvk, &name).await)
+                .with_client(async |client| {
+                    let object = client.get_cached(&gvk, &name).await?;
+                    // A live read (no cache for the kind) carries managedFields; none is kept.
+                    object.map(|json| strip_managed_fields(&json)).transpose()
+                })
                 .await;
             Ok(result.map_err(client_error))
         }
@@ -341,13 +345,43 @@ mod v0_2_imports {
         }
     }
 
-    /// The API server's JSON for one object, without `metadata.managedFields`.
+    /// The API server's JSON for one object, without `metadata.managedFields`: only the top
+    /// level and `metadata` are parsed, `spec`, `status` and the rest pass through as they are.
     fn strip_managed_fields(json: &str) -> Result<String, ClientError> {
-        let mut object: DynamicObject = serde_json::from_str(json)
-            .map_err(|e| ClientError::Invalid(format!("the API server's object: {e}")))?;
-        object.metadata.managed_fields = None;
-        serde_json::to_string(&object).map_err(|e| ClientError::Invalid(e.to_string()))
+        use serde_json::value::RawValue;
+        use serde_json::{Map, Value};
+        if !json.contains("\"managedFields\"") {
+            return Ok(json.to_owned());
+        }
+        let invalid =
+            |e: serde_json::Error| ClientError::Invalid(format!("the API server's object: {e}"));
+        let mut object: std::collections::BTreeMap<String, Box<RawValue>> =
+            serde_json::from_str(json).map_err(invalid)?;
+        if let Some(raw) = object.get("metadata") {
+            let mut metadata: Map<String, Value> =
+                serde_json::from_str(raw.get()).map_err(invalid)?;
+            if metadata.remove("managedFields").is_some() {
+                let raw =
+                    RawValue::from_string(Value::Object(metadata).to_string()).map_err(invalid)?;
+                object.insert("metadata".to_owned(), raw);
+            }
+        }
+        serde_json::to_string(&object).map_err(invalid)
     }
 
-    use kube::api::DynamicObject;
+    #[cfg(test)]
+    mod tests {
+        use super::strip_managed_fields;
+
+        #[test]
+        fn managed_fields_go_and_the_rest_stays_as_it_was() {
+            let json = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","managedFields":[{"manager":"x"}]},"data":{"k":"v  "}}"#;
+            let stripped = strip_managed_fields(json).expect("valid");
+            let value: serde_json::Value = serde_json::from_str(&stripped).expect("json");
+            assert_eq!(value["metadata"], serde_json::json!({"name": "a"}));
+            assert_eq!(value["data"]["k"], "v  ");
+            let plain = r#"{"metadata":{"name":"a"}}"#;
+            assert_eq!(strip_managed_fields(plain).expect("valid"), plain);
+        }
+    }
 }
