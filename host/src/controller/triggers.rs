@@ -87,13 +87,17 @@ impl ControllerCaches {
         }
     }
 
-    /// Every cache the controller depends on, the reconciled kind's first.
+    /// Every cache the controller depends on, the reconciled kind's first; a cache read and
+    /// owned (or watched) comes once for reads.
     pub(crate) fn all(&self) -> Vec<Arc<KindCache>> {
         let mut all = vec![self.reconciled.clone()];
         all.extend(self.owned.iter().cloned());
         all.extend(self.watched.iter().map(|(cache, _)| cache.clone()));
-        all.extend(self.reads.all().cloned());
-        all.dedup_by(|a, b| Arc::ptr_eq(a, b));
+        for cache in self.reads.all() {
+            if !all.iter().any(|seen| Arc::ptr_eq(seen, cache)) {
+                all.push(cache.clone());
+            }
+        }
         all
     }
 }
