@@ -116,8 +116,9 @@ impl ReconcileHarness {
     ///
     /// If `object` has no name or uid, or cannot be serialized: the caller's mistake.
     pub async fn reconcile(&self, object: &DynamicObject) -> Result<Result<(), String>, CallError> {
-        let reconciled = ReconciledObject::from_dynamic(object, &self.kinds.reconciles.resource)
-            .expect("the object has a name and a uid");
+        let reconciled =
+            ReconciledObject::from_meta(&object.metadata, &self.kinds.reconciles.resource)
+                .expect("the object has a name and a uid");
         let scope = CallScope::new(
             reconciled,
             &ScopeParts {

@@ -1,6 +1,6 @@
 //! The object a reconcile is about: the one reference that events and scoped writes attach to.
 
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::{ApiResource, ObjectMeta};
 use serde_json::{Value, json};
 
 /// Identity of the object being reconciled, taken from the cache at the start of the call.
@@ -16,16 +16,16 @@ pub(crate) struct ReconciledObject {
 }
 
 impl ReconciledObject {
-    /// Takes the identity of a cached object; `None` if the object has no name or uid, which
-    /// the API server never serves (so such an object is not reconciled).
-    pub(crate) fn from_dynamic(object: &DynamicObject, resource: &ApiResource) -> Option<Self> {
+    /// Takes the identity of a cached object from its metadata; `None` if the object has no
+    /// name or uid, which the API server never serves (so such an object is not reconciled).
+    pub(crate) fn from_meta(metadata: &ObjectMeta, resource: &ApiResource) -> Option<Self> {
         Some(Self {
             api_version: resource.api_version.clone(),
             kind: resource.kind.clone(),
-            namespace: object.metadata.namespace.clone(),
-            name: object.metadata.name.clone()?,
-            uid: object.metadata.uid.clone()?,
-            resource_version: object.metadata.resource_version.clone(),
+            namespace: metadata.namespace.clone(),
+            name: metadata.name.clone()?,
+            uid: metadata.uid.clone()?,
+            resource_version: metadata.resource_version.clone(),
         })
     }
 

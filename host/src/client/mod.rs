@@ -259,13 +259,9 @@ impl ScopedClient {
         // A cached read costs the API server nothing, but the host's time all the same: it
         // counts like any other call, so that a reconcile cannot loop on it.
         self.allowance.take()?;
-        cache
+        Ok(cache
             .get(namespace, name)
-            .map(|object| {
-                serde_json::to_string(object.as_ref())
-                    .map_err(|e| ClientError::Invalid(e.to_string()))
-            })
-            .transpose()
+            .map(|object| object.json().to_owned()))
     }
 
     /// Lists the objects of a readable kind in the reconciled object's namespace that match
@@ -281,7 +277,13 @@ impl ScopedClient {
         let limit = MAX_LIST_BYTES.min(self.payload_bytes.size());
         let (objects, bytes) = if let Some(cache) = self.caches.of(gvk) {
             self.allowance.take()?;
-            list_json(cache.list(namespace, selector), limit)?
+            list_json(
+                cache
+                    .list(namespace, selector)
+                    .iter()
+                    .map(|object| Ok(object.json().to_owned())),
+                limit,
+            )?
         } else {
             let mut params = ListParams::default();
             if let Some(selector) = selector.filter(|selector| !selector.is_empty()) {
@@ -300,10 +302,11 @@ impl ScopedClient {
                 (&a.metadata.namespace, &a.metadata.name)
                     .cmp(&(&b.metadata.namespace, &b.metadata.name))
             });
-            for object in &mut items {
+            let texts = items.into_iter().map(|mut object| {
                 object.metadata.managed_fields = None;
-            }
-            list_json(items, limit)?
+                serde_json::to_string(&object).map_err(|e| ClientError::Invalid(e.to_string()))
+            });
+            list_json(texts, limit)?
         };
         // Held while the answer is handed over, so that lists in flight stay within the
         // plugin's share.
@@ -540,27 +543,27 @@ fn check_name(name: &str) -> Result<(), ClientError> {
     })
 }
 
-/// `objects` as JSON texts, and their total size, unless that is over `limit` bytes.
-fn list_json<T: std::borrow::Borrow<DynamicObject>>(
-    objects: impl IntoIterator<Item = T>,
+/// The JSON texts of a list, and their total size, unless that is over `limit` bytes; the
+/// first that could not be made stops it.
+fn list_json(
+    texts: impl IntoIterator<Item = Result<String, ClientError>>,
     limit: usize,
 ) -> Result<(Vec<String>, usize), ClientError> {
-    let mut texts = Vec::new();
+    let mut kept = Vec::new();
     let mut bytes = 0_usize;
-    for object in objects {
-        let json = serde_json::to_string(object.borrow())
-            .map_err(|e| ClientError::Invalid(e.to_string()))?;
+    for json in texts {
+        let json = json?;
         bytes += json.len();
         if bytes > limit {
             return Err(ClientError::Invalid(format!(
                 "the list holds more than {limit} bytes of JSON ({} objects, {bytes} bytes so \
                  far): narrow it with a label selector",
-                texts.len() + 1
+                kept.len() + 1
             )));
         }
-        texts.push(json);
+        kept.push(json);
     }
-    Ok((texts, bytes))
+    Ok((kept, bytes))
 }
 
 fn check_payload(json: &str) -> Result<(), ClientError> {
@@ -620,10 +623,11 @@ mod tests {
                 "metadata": {"name": name}}))
             .expect("object")
         };
+        let text = |name: &str| Ok(serde_json::to_string(&object(name)).expect("json"));
         let one = serde_json::to_string(&object("a")).expect("json").len();
-        let (texts, bytes) = list_json([object("a"), object("b")], 2 * one).expect("fits");
+        let (texts, bytes) = list_json([text("a"), text("b")], 2 * one).expect("fits");
         assert_eq!((texts.len(), bytes), (2, 2 * one));
-        let refused = list_json([Arc::new(object("a")), Arc::new(object("b"))], 2 * one - 1);
+        let refused = list_json([text("a"), text("b")], 2 * one - 1);
         assert!(
             matches!(&refused, Err(ClientError::Invalid(m)) if m.contains("label selector")),
             "{refused:?}"

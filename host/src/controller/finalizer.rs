@@ -3,13 +3,14 @@
 //! this finalizer and holds only if the object is still the one seen (same uid, and the
 //! finalizer still at the index it was read at), like kube-rs's `finalizer` helper.
 
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::ApiResource;
 use serde_json::{Value, json};
 
+use crate::cache::CachedObject;
 use crate::client::Impersonation;
 
 /// Whether `object` carries `finalizer`.
-pub(crate) fn has_finalizer(object: &DynamicObject, finalizer: &str) -> bool {
+pub(crate) fn has_finalizer(object: &CachedObject, finalizer: &str) -> bool {
     object
         .metadata
         .finalizers
@@ -18,7 +19,7 @@ pub(crate) fn has_finalizer(object: &DynamicObject, finalizer: &str) -> bool {
 }
 
 /// The JSON patch that adds `finalizer` to `object`.
-fn add_patch(object: &DynamicObject, finalizer: &str) -> Value {
+fn add_patch(object: &CachedObject, finalizer: &str) -> Value {
     let uid = object.metadata.uid.as_deref().unwrap_or_default();
     match &object.metadata.finalizers {
         // `test` on an absent path with `null` holds: nobody added a list meanwhile.
@@ -35,7 +36,7 @@ fn add_patch(object: &DynamicObject, finalizer: &str) -> Value {
 }
 
 /// The JSON patch that removes `finalizer` from `object`, or `None` if it does not carry it.
-fn remove_patch(object: &DynamicObject, finalizer: &str) -> Option<Value> {
+fn remove_patch(object: &CachedObject, finalizer: &str) -> Option<Value> {
     let uid = object.metadata.uid.as_deref().unwrap_or_default();
     let index = object
         .metadata
@@ -76,16 +77,16 @@ impl FinalizerWriter {
     /// Adds `finalizer` to `object`; returns the object as stored, without `managedFields`.
     pub(crate) async fn add(
         &self,
-        object: &DynamicObject,
+        object: &CachedObject,
         finalizer: &str,
-    ) -> Result<DynamicObject, kube::Error> {
+    ) -> Result<CachedObject, kube::Error> {
         self.patch(object, &add_patch(object, finalizer)).await
     }
 
     /// Removes `finalizer` from `object`, if it carries it.
     pub(crate) async fn remove(
         &self,
-        object: &DynamicObject,
+        object: &CachedObject,
         finalizer: &str,
     ) -> Result<(), kube::Error> {
         match remove_patch(object, finalizer) {
@@ -102,8 +103,8 @@ impl FinalizerWriter {
     /// Reads `object` again from the API server: `None` when it is gone.
     pub(crate) async fn get_live(
         &self,
-        object: &DynamicObject,
-    ) -> Result<Option<DynamicObject>, kube::Error> {
+        object: &CachedObject,
+    ) -> Result<Option<CachedObject>, kube::Error> {
         let name = object.metadata.name.as_deref().unwrap_or_default();
         let mut request = http::Request::get(self.url(object, name))
             .body(Vec::new())
@@ -111,11 +112,8 @@ impl FinalizerWriter {
         if let Some(identity) = &self.impersonate {
             identity.apply(&mut request);
         }
-        match self.client.request::<DynamicObject>(request).await {
-            Ok(mut object) => {
-                object.metadata.managed_fields = None;
-                Ok(Some(object))
-            }
+        match self.client.request::<CachedObject>(request).await {
+            Ok(object) => Ok(Some(object)),
             Err(kube::Error::Api(status)) if status.code == 404 => Ok(None),
             Err(error) => Err(error),
         }
@@ -123,9 +121,9 @@ impl FinalizerWriter {
 
     async fn patch(
         &self,
-        object: &DynamicObject,
+        object: &CachedObject,
         patch: &Value,
-    ) -> Result<DynamicObject, kube::Error> {
+    ) -> Result<CachedObject, kube::Error> {
         let name = object.metadata.name.as_deref().unwrap_or_default();
         let mut request = http::Request::patch(self.url(object, name))
             .header(http::header::CONTENT_TYPE, "application/json-patch+json")
@@ -134,16 +132,15 @@ impl FinalizerWriter {
         if let Some(identity) = &self.impersonate {
             identity.apply(&mut request);
         }
-        let mut stored: DynamicObject = self.client.request(request).await?;
-        stored.metadata.managed_fields = None;
-        Ok(stored)
+        // Parsed into a cached object, without managedFields.
+        self.client.request(request).await
     }
 
-    fn url(&self, object: &DynamicObject, name: &str) -> String {
+    fn url(&self, object: &CachedObject, name: &str) -> String {
         use kube::Resource as _;
         format!(
             "{}/{name}",
-            DynamicObject::url_path(&self.resource, object.metadata.namespace.as_deref())
+            CachedObject::url_path(&self.resource, object.metadata.namespace.as_deref())
         )
     }
 }
@@ -152,15 +149,15 @@ impl FinalizerWriter {
 mod tests {
     use super::*;
 
-    fn object(finalizers: Option<Vec<&str>>) -> DynamicObject {
-        let mut object = DynamicObject::new(
-            "c",
-            &ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&()),
-        );
-        object.metadata.uid = Some("u".into());
-        object.metadata.finalizers =
-            finalizers.map(|list| list.into_iter().map(str::to_owned).collect());
-        object
+    fn object(finalizers: Option<Vec<&str>>) -> CachedObject {
+        let mut metadata = json!({"name": "c", "uid": "u"});
+        if let Some(finalizers) = finalizers {
+            metadata["finalizers"] = json!(finalizers);
+        }
+        CachedObject::from_value(
+            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata}),
+        )
+        .expect("object")
     }
 
     #[test]

@@ -33,7 +33,6 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use futures::channel::mpsc;
-use kube::api::DynamicObject;
 use kube::runtime::controller::{Action, Config, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
@@ -43,7 +42,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
-use crate::cache::Change;
+use crate::cache::{CachedObject, Change};
 use crate::client::Impersonation;
 use crate::kinds::DeclaredKinds;
 use crate::metrics::{
@@ -129,7 +128,7 @@ pub(crate) struct PluginController {
     settings: ControllerSettings,
     /// The plugin's finalizer, with what writes it.
     finalizer: Option<(String, FinalizerWriter)>,
-    backoff: Backoff<ObjectRef<DynamicObject>>,
+    backoff: Backoff<ObjectRef<CachedObject>>,
     throttle: RequeueThrottle,
     breaker: Breaker,
     counters: PluginCounters,
@@ -290,7 +289,7 @@ impl PluginController {
         let store = this.caches.reconciled.store().clone();
         // Every trigger comes through `reconcile_on`: the primary stream never yields.
         let controller = Controller::for_stream_with(
-            futures::stream::pending::<Result<DynamicObject, watcher::Error>>(),
+            futures::stream::pending::<Result<CachedObject, watcher::Error>>(),
             store,
             reconciled,
         )
@@ -317,7 +316,7 @@ impl PluginController {
         self: Arc<Self>,
         mut changes: tokio::sync::broadcast::Receiver<Change>,
         requeue: Requeue,
-        releases: mpsc::UnboundedSender<Arc<DynamicObject>>,
+        releases: mpsc::UnboundedSender<Arc<CachedObject>>,
     ) {
         let resource = self.kinds.reconciles.resource.clone();
         let mut filter = GenerationFilter::default();
@@ -348,7 +347,7 @@ impl PluginController {
         &self,
         mut changes: tokio::sync::broadcast::Receiver<Change>,
         requeue: Requeue,
-        map: impl Fn(&DynamicObject, &Requeue),
+        map: impl Fn(&CachedObject, &Requeue),
     ) {
         while let Some(change) = next_change(&mut changes).await {
             match change {
@@ -404,7 +403,7 @@ impl PluginController {
     /// Releases objects that left the plugin's scope carrying its finalizer, each on its own.
     async fn release_all(
         self: Arc<Self>,
-        mut released: mpsc::UnboundedReceiver<Arc<DynamicObject>>,
+        mut released: mpsc::UnboundedReceiver<Arc<CachedObject>>,
     ) {
         let mut running = JoinSet::new();
         loop {
@@ -423,7 +422,7 @@ impl PluginController {
     /// Runs `cleanup` on an object that left the plugin's scope (its labels stopped matching
     /// the selector) and removes the plugin's finalizer, retrying with the object's backoff,
     /// until the object is gone, released, or back in scope.
-    async fn release(self: Arc<Self>, last_seen: Arc<DynamicObject>) {
+    async fn release(self: Arc<Self>, last_seen: Arc<CachedObject>) {
         let Some((finalizer, writer)) = self.finalizer.clone() else {
             return;
         };
@@ -478,7 +477,7 @@ impl PluginController {
     }
 
     /// Waits out the object's next backoff delay.
-    async fn wait(&self, key: &ObjectRef<DynamicObject>) {
+    async fn wait(&self, key: &ObjectRef<CachedObject>) {
         tokio::time::sleep(self.backoff.next_delay(key.clone())).await;
     }
 
@@ -486,11 +485,11 @@ impl PluginController {
     /// that ends on a limit.
     async fn invoke(
         &self,
-        object: &Arc<DynamicObject>,
+        object: &Arc<CachedObject>,
         call: Call,
     ) -> Result<Outcome, ReconcileFailure> {
         let resource = &self.kinds.reconciles.resource;
-        let Some(reconciled) = ReconciledObject::from_dynamic(object, resource) else {
+        let Some(reconciled) = ReconciledObject::from_meta(&object.metadata, resource) else {
             return Ok(Outcome::Done {
                 requeue_after: None,
             });
@@ -516,7 +515,7 @@ impl PluginController {
                 caches: &self.caches.reads,
             },
         );
-        let object_json = serde_json::to_string(object.as_ref())?;
+        let object_json = object.json().to_owned();
         let _worker = self.counters.controller_runtime.worker();
         let started = std::time::Instant::now();
         let outcome = match call {
@@ -570,7 +569,7 @@ impl PluginController {
 
     /// The delay for a requeue the plugin asked for: as asked, unless it is a fast one, which
     /// goes through the per-object backoff and the plugin's requeue rate limit.
-    fn requeue_delay(&self, key: &ObjectRef<DynamicObject>, asked: Duration) -> Duration {
+    fn requeue_delay(&self, key: &ObjectRef<CachedObject>, asked: Duration) -> Duration {
         if asked >= FAST_REQUEUE {
             self.backoff.reset(key);
             return asked;
@@ -651,7 +650,7 @@ fn limit_of(error: &CallError) -> Limit {
 }
 
 async fn reconcile(
-    object: Arc<DynamicObject>,
+    object: Arc<CachedObject>,
     controller: Arc<PluginController>,
 ) -> Result<Action, ReconcileFailure> {
     let resource = &controller.kinds.reconciles.resource;
@@ -726,8 +725,8 @@ impl PluginController {
     /// Calls `reconcile` on `object` and turns what it says into what the queue does next.
     async fn reconcile_object(
         &self,
-        object: &Arc<DynamicObject>,
-        key: &ObjectRef<DynamicObject>,
+        object: &Arc<CachedObject>,
+        key: &ObjectRef<CachedObject>,
     ) -> Result<Action, ReconcileFailure> {
         match self.invoke(object, Call::Reconcile).await? {
             Outcome::Done { requeue_after } => Ok(match requeue_after {
@@ -751,7 +750,7 @@ impl PluginController {
 }
 
 fn error_policy(
-    object: Arc<DynamicObject>,
+    object: Arc<CachedObject>,
     failure: &ReconcileFailure,
     controller: Arc<PluginController>,
 ) -> Action {

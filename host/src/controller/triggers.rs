@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use futures::channel::mpsc;
-use kube::api::{ApiResource, DynamicObject};
+use kube::api::ApiResource;
 use kube::runtime::reflector::ObjectRef;
 use tokio::sync::broadcast;
 
-use crate::cache::{CacheScope, Caches, Change, KindCache, PluginCaches};
+use crate::cache::{CacheScope, CachedObject, Caches, Change, KindCache, PluginCaches};
 use crate::kinds::DeclaredKinds;
 use crate::plugin::{Contract, Metadata, WatchMapping};
 
@@ -106,13 +106,13 @@ impl ControllerCaches {
 #[derive(Clone)]
 pub(crate) struct Requeue {
     /// Objects to reconcile.
-    pub(crate) objects: mpsc::UnboundedSender<ObjectRef<DynamicObject>>,
+    pub(crate) objects: mpsc::UnboundedSender<ObjectRef<CachedObject>>,
     /// Reconcile every object.
     pub(crate) all: mpsc::UnboundedSender<()>,
 }
 
 impl Requeue {
-    pub(crate) fn object(&self, key: ObjectRef<DynamicObject>) {
+    pub(crate) fn object(&self, key: ObjectRef<CachedObject>) {
         let _ = self.objects.unbounded_send(key);
     }
 
@@ -142,16 +142,12 @@ pub(crate) async fn next_change(changes: &mut broadcast::Receiver<Change>) -> Op
 /// status writes and metadata changes go by), and always for kinds without a generation.
 #[derive(Default)]
 pub(crate) struct GenerationFilter {
-    seen: HashMap<ObjectRef<DynamicObject>, (Option<i64>, bool)>,
+    seen: HashMap<ObjectRef<CachedObject>, (Option<i64>, bool)>,
 }
 
 impl GenerationFilter {
     /// Whether `object`'s change should requeue it.
-    pub(crate) fn passes(
-        &mut self,
-        key: &ObjectRef<DynamicObject>,
-        object: &DynamicObject,
-    ) -> bool {
+    pub(crate) fn passes(&mut self, key: &ObjectRef<CachedObject>, object: &CachedObject) -> bool {
         let Some(generation) = object.metadata.generation else {
             return true;
         };
@@ -163,7 +159,7 @@ impl GenerationFilter {
     }
 
     /// Forgets a deleted object.
-    pub(crate) fn forget(&mut self, key: &ObjectRef<DynamicObject>) {
+    pub(crate) fn forget(&mut self, key: &ObjectRef<CachedObject>) {
         self.seen.remove(key);
     }
 }
@@ -171,7 +167,7 @@ impl GenerationFilter {
 /// Requeues the owners of `object` (changed or deleted) that are of the reconciled kind:
 /// only its controller for an owned kind, every owner for a watch by owner references.
 pub(crate) fn requeue_owners(
-    object: &DynamicObject,
+    object: &CachedObject,
     reconciled: &ApiResource,
     reconciled_namespaced: bool,
     controller_only: bool,
@@ -202,7 +198,7 @@ pub(crate) fn requeue_owners(
 
 /// Requeues what a change to a watched `object` maps to.
 pub(crate) fn requeue_mapped(
-    object: &DynamicObject,
+    object: &CachedObject,
     mapping: &WatchMapping,
     reconciled: &KindCache,
     requeue: &Requeue,
@@ -253,13 +249,13 @@ mod tests {
         ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&())
     }
 
-    fn object(value: serde_json::Value) -> DynamicObject {
-        serde_json::from_value(value).expect("object")
+    fn object(value: serde_json::Value) -> CachedObject {
+        CachedObject::from_value(value).expect("object")
     }
 
     fn requeue() -> (
         Requeue,
-        mpsc::UnboundedReceiver<ObjectRef<DynamicObject>>,
+        mpsc::UnboundedReceiver<ObjectRef<CachedObject>>,
         mpsc::UnboundedReceiver<()>,
     ) {
         let (objects, requeued) = mpsc::unbounded();
@@ -267,7 +263,7 @@ mod tests {
         (Requeue { objects, all }, requeued, everything)
     }
 
-    fn drain(requeued: &mut mpsc::UnboundedReceiver<ObjectRef<DynamicObject>>) -> Vec<String> {
+    fn drain(requeued: &mut mpsc::UnboundedReceiver<ObjectRef<CachedObject>>) -> Vec<String> {
         let mut names = Vec::new();
         while let Ok(key) = requeued.try_recv() {
             names.push(format!(

@@ -200,7 +200,8 @@ pub async fn reconcile(args: &ReconcileArgs) -> Result<String, OfflineError> {
         serde_json::from_value(stored).map_err(|error| invalid(error.to_string()))?;
     // As the host's cache holds it.
     object.metadata.managed_fields = None;
-    let Some(identity) = ReconciledObject::from_dynamic(&object, &kinds.reconciles.resource) else {
+    let Some(identity) = ReconciledObject::from_meta(&object.metadata, &kinds.reconciles.resource)
+    else {
         return Err(invalid("the object has no name or uid".to_owned()));
     };
 

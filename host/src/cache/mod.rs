@@ -11,13 +11,17 @@ use std::sync::{Arc, Mutex, Weak};
 
 use futures::StreamExt as _;
 use kube::ResourceExt as _;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind};
+use kube::api::{Api, ApiResource, GroupVersionKind};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use tokio::sync::{broadcast, watch};
 
 use crate::controller::{WatchBackoff, relisting_watcher};
 use crate::selector::LabelSelector;
+
+mod object;
+
+pub(crate) use object::CachedObject;
 
 /// Changes a subscriber may fall behind by before it is told it lagged.
 const CHANGES_BUFFERED: usize = 4096;
@@ -65,10 +69,10 @@ struct CacheKey {
 #[derive(Debug, Clone)]
 pub(crate) enum Change {
     /// The object was added or modified; it is in the cache as given.
-    Applied(Arc<DynamicObject>),
+    Applied(Arc<CachedObject>),
     /// The object was deleted, or left the cache's scope (its labels stopped matching); as
     /// it was last seen.
-    Deleted(Arc<DynamicObject>),
+    Deleted(Arc<CachedObject>),
     /// The watch listed everything afresh after an outage: changes may have been missed.
     Relisted,
 }
@@ -147,7 +151,7 @@ impl PluginCaches {
 pub(crate) struct KindCache {
     resource: ApiResource,
     namespaced: bool,
-    store: Store<DynamicObject>,
+    store: Store<CachedObject>,
     changes: broadcast::Sender<Change>,
     /// `Some(error)` while the watch fails.
     health: watch::Receiver<Option<String>>,
@@ -170,8 +174,8 @@ impl KindCache {
         // One namespace: watch only it. Several: watch all and keep only theirs, since the
         // API server has no selector for a set of namespaces.
         let api = match scope.namespaces.as_slice() {
-            [namespace] => Api::<DynamicObject>::namespaced_with(client, namespace, resource),
-            _ => Api::<DynamicObject>::all_with(client, resource),
+            [namespace] => Api::<CachedObject>::namespaced_with(client, namespace, resource),
+            _ => Api::<CachedObject>::all_with(client, resource),
         };
         let keep: Option<BTreeSet<String>> =
             (scope.namespaces.len() > 1).then(|| scope.namespaces.iter().cloned().collect());
@@ -187,18 +191,8 @@ impl KindCache {
         let dyntype = resource.clone();
         let reader = store.clone();
         let watch = async move {
-            let mut events = std::pin::pin!(
-                relisting_watcher(api, config)
-                    .backoff(WatchBackoff::default())
-                    .map(|event| {
-                        event.map(|mut event| {
-                            if let Some(object) = event_object(&mut event) {
-                                object.managed_fields_mut().clear();
-                            }
-                            event
-                        })
-                    })
-            );
+            let mut events =
+                std::pin::pin!(relisting_watcher(api, config).backoff(WatchBackoff::default()));
             let mut listed = false;
             while let Some(event) = events.next().await {
                 let event = match event {
@@ -246,7 +240,7 @@ impl KindCache {
     }
 
     /// The cached objects, for lookups.
-    pub(crate) fn store(&self) -> &Store<DynamicObject> {
+    pub(crate) fn store(&self) -> &Store<CachedObject> {
         &self.store
     }
 
@@ -278,7 +272,7 @@ impl KindCache {
     }
 
     /// The cached object `name` in `namespace` (`None` for cluster-scoped kinds).
-    pub(crate) fn get(&self, namespace: Option<&str>, name: &str) -> Option<Arc<DynamicObject>> {
+    pub(crate) fn get(&self, namespace: Option<&str>, name: &str) -> Option<Arc<CachedObject>> {
         let mut key = ObjectRef::new_with(name, self.resource.clone());
         if self.namespaced {
             key = key.within(namespace.unwrap_or_default());
@@ -292,8 +286,8 @@ impl KindCache {
         &self,
         namespace: Option<&str>,
         selector: Option<&LabelSelector>,
-    ) -> Vec<Arc<DynamicObject>> {
-        let mut objects: Vec<Arc<DynamicObject>> = self
+    ) -> Vec<Arc<CachedObject>> {
+        let mut objects: Vec<Arc<CachedObject>> = self
             .store
             .state()
             .into_iter()
@@ -312,12 +306,12 @@ impl KindCache {
 /// the event ended a list. After the first list (`listed_before`), the end of a list is a
 /// relist, which subscribers hear of.
 fn apply(
-    writer: &mut reflector::store::Writer<DynamicObject>,
-    reader: &Store<DynamicObject>,
+    writer: &mut reflector::store::Writer<CachedObject>,
+    reader: &Store<CachedObject>,
     dyntype: &ApiResource,
     changes: &broadcast::Sender<Change>,
     listed_before: bool,
-    event: &watcher::Event<DynamicObject>,
+    event: &watcher::Event<CachedObject>,
 ) -> bool {
     match event {
         watcher::Event::Apply(object) => {
@@ -355,16 +349,7 @@ fn apply(
     }
 }
 
-fn event_object(event: &mut watcher::Event<DynamicObject>) -> Option<&mut DynamicObject> {
-    match event {
-        watcher::Event::Apply(object)
-        | watcher::Event::Delete(object)
-        | watcher::Event::InitApply(object) => Some(object),
-        watcher::Event::Init | watcher::Event::InitDone => None,
-    }
-}
-
-fn event_in_namespaces(event: &watcher::Event<DynamicObject>, keep: &BTreeSet<String>) -> bool {
+fn event_in_namespaces(event: &watcher::Event<CachedObject>, keep: &BTreeSet<String>) -> bool {
     match event {
         watcher::Event::Apply(object)
         | watcher::Event::Delete(object)
@@ -383,8 +368,8 @@ mod tests {
 
     use super::*;
 
-    fn config_map(name: &str) -> DynamicObject {
-        serde_json::from_value(json!({
+    fn config_map(name: &str) -> CachedObject {
+        CachedObject::from_value(json!({
             "apiVersion": "v1", "kind": "ConfigMap",
             "metadata": {"name": name, "namespace": "ns", "uid": name},
         }))
@@ -398,7 +383,7 @@ mod tests {
         let reader = writer.as_reader();
         let (sender, mut changes) = broadcast::channel(16);
         let mut listed = false;
-        let mut feed = |event: watcher::Event<DynamicObject>, listed: &mut bool| {
+        let mut feed = |event: watcher::Event<CachedObject>, listed: &mut bool| {
             *listed |= apply(&mut writer, &reader, &resource, &sender, *listed, &event);
         };
         feed(watcher::Event::Init, &mut listed);
