@@ -251,21 +251,41 @@ mod v0_2_imports {
         GroupVersionKind::gvk(&kind.group, &kind.version, &kind.kind)
     }
 
+    /// Where a `get` reads from.
+    enum Read {
+        /// The host's cache of the kind (the API server when there is none).
+        Cached,
+        /// The API server.
+        Live,
+    }
+
+    /// One object, without managedFields whichever way it was read (a live read carries them).
+    async fn read(
+        state: &mut GuestState,
+        kind: &types::GroupVersionKind,
+        name: &str,
+        from: Read,
+    ) -> Result<Option<String>, client::ClientError> {
+        let gvk = gvk(kind);
+        state
+            .with_client(async |client| {
+                let object = match from {
+                    Read::Cached => client.get_cached(&gvk, name).await?,
+                    Read::Live => client.get(&gvk, name).await?,
+                };
+                object.map(|json| strip_managed_fields(&json)).transpose()
+            })
+            .await
+            .map_err(client_error)
+    }
+
     impl client::Host for GuestState {
         async fn get(
             &mut self,
             kind: types::GroupVersionKind,
             name: String,
         ) -> wasmtime::Result<Result<Option<String>, client::ClientError>> {
-            let gvk = gvk(&kind);
-            let result = self
-                .with_client(async |client| {
-                    let object = client.get_cached(&gvk, &name).await?;
-                    // A live read (no cache for the kind) carries managedFields; none is kept.
-                    object.map(|json| strip_managed_fields(&json)).transpose()
-                })
-                .await;
-            Ok(result.map_err(client_error))
+            Ok(read(self, &kind, &name, Read::Cached).await)
         }
 
         async fn get_live(
@@ -273,15 +293,7 @@ mod v0_2_imports {
             kind: types::GroupVersionKind,
             name: String,
         ) -> wasmtime::Result<Result<Option<String>, client::ClientError>> {
-            let gvk = gvk(&kind);
-            let result = self
-                .with_client(async |client| {
-                    let object = client.get(&gvk, &name).await?;
-                    // Without managedFields, like every other object the plugin is given.
-                    object.map(|json| strip_managed_fields(&json)).transpose()
-                })
-                .await;
-            Ok(result.map_err(client_error))
+            Ok(read(self, &kind, &name, Read::Live).await)
         }
 
         async fn list(
