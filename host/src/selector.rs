@@ -123,6 +123,72 @@ impl fmt::Display for LabelSelector {
     }
 }
 
+/// Reads a selector in the API server's syntax, as [`LabelSelector`]'s `Display` writes it and
+/// `kubectl -l` takes it: `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x,y)`, `a`, `!a`,
+/// joined by commas.
+impl std::str::FromStr for LabelSelector {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let mut match_labels = Vec::new();
+        let mut expressions = Vec::new();
+        for requirement in split_top_level(text) {
+            let requirement = requirement.trim();
+            if requirement.is_empty() {
+                continue;
+            }
+            let set = |rest: &str| -> Result<Vec<String>, String> {
+                let inner = rest
+                    .trim()
+                    .strip_prefix('(')
+                    .and_then(|rest| rest.strip_suffix(')'))
+                    .ok_or_else(|| format!("{requirement:?}: a set is written (a,b)"))?;
+                Ok(inner.split(',').map(|v| v.trim().to_owned()).collect())
+            };
+            if let Some(key) = requirement.strip_prefix('!') {
+                expressions.push((key.trim().to_owned(), Operator::DoesNotExist, Vec::new()));
+            } else if let Some((key, value)) = requirement.split_once("!=") {
+                expressions.push((
+                    key.trim().to_owned(),
+                    Operator::NotIn,
+                    vec![value.trim().to_owned()],
+                ));
+            } else if let Some((key, value)) = requirement
+                .split_once("==")
+                .or_else(|| requirement.split_once('='))
+            {
+                match_labels.push((key.trim().to_owned(), value.trim().to_owned()));
+            } else if let Some((key, rest)) = requirement.split_once(" notin ") {
+                expressions.push((key.trim().to_owned(), Operator::NotIn, set(rest)?));
+            } else if let Some((key, rest)) = requirement.split_once(" in ") {
+                expressions.push((key.trim().to_owned(), Operator::In, set(rest)?));
+            } else {
+                expressions.push((requirement.to_owned(), Operator::Exists, Vec::new()));
+            }
+        }
+        Self::new(match_labels, expressions)
+    }
+}
+
+/// `text` split at the commas outside parentheses.
+fn split_top_level(text: &str) -> Vec<&str> {
+    let mut parts = Vec::new();
+    let (mut depth, mut start) = (0_i32, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    parts.push(&text[start..]);
+    parts
+}
+
 /// A qualified name, as label keys, annotation keys and finalizers are: an optional prefix
 /// (a DNS-1123 subdomain) and `/`, then a name of 1-63 characters, alphanumeric at both ends,
 /// with `-`, `_` and `.` inside.
@@ -237,6 +303,28 @@ mod tests {
             "mirror=true,tier in (api,web),env notin (prod),team,!legacy"
         );
         assert!(LabelSelector::default().matches(&labels(&[])));
+    }
+
+    #[test]
+    fn the_api_servers_syntax_reads_back_what_display_writes() {
+        let written = selector(
+            &[("mirror", "true")],
+            &[
+                ("tier", Operator::In, &["web", "api"]),
+                ("env", Operator::NotIn, &["prod", "qa"]),
+                ("team", Operator::Exists, &[]),
+                ("legacy", Operator::DoesNotExist, &[]),
+            ],
+        )
+        .expect("valid");
+        let read: LabelSelector = written.to_string().parse().expect("parses");
+        assert_eq!(read, written);
+        let read: LabelSelector = "a==b, c!=d".parse().expect("parses");
+        assert!(read.matches(&labels(&[("a", "b")])));
+        assert!(!read.matches(&labels(&[("a", "b"), ("c", "d")])));
+        assert!("a in x".parse::<LabelSelector>().is_err());
+        assert!("bad key!".parse::<LabelSelector>().is_err());
+        assert!("".parse::<LabelSelector>().is_ok_and(|s| s.is_empty()));
     }
 
     #[test]

@@ -44,7 +44,12 @@ fn text(bytes: &[u8]) -> String {
 
 /// Runs the example plugin with `args`, expects exit 0 and stdout equal to `golden`.
 fn assert_golden(golden: &str, args: &[&str]) {
-    let plugin = built_plugin("myresource");
+    assert_golden_of("myresource", golden, args);
+}
+
+/// Runs `plugin` with `args`, expects exit 0 and stdout equal to `golden`.
+fn assert_golden_of(plugin: &str, golden: &str, args: &[&str]) {
+    let plugin = built_plugin(plugin);
     let plugin = plugin.to_str().expect("plugin path is UTF-8");
     let mut all = vec!["--plugin", plugin];
     all.extend_from_slice(args);
@@ -106,6 +111,24 @@ fn an_existing_deployment_is_read_and_updated() {
     assert_golden(
         "update.out.yaml",
         &["-f", "update.yaml", "--namespace", "team-b"],
+    );
+}
+
+#[test]
+fn the_mirror_example_lists_and_deletes_a_stale_mirror() {
+    assert_golden_of(
+        "configmap_mirror",
+        "mirror-stale.out.yaml",
+        &["-f", "mirror-stale.yaml"],
+    );
+}
+
+#[test]
+fn a_deleting_object_with_the_plugins_finalizer_is_cleaned_up() {
+    assert_golden_of(
+        "configmap_mirror",
+        "mirror-cleanup.out.yaml",
+        &["-f", "mirror-cleanup.yaml"],
     );
 }
 

@@ -1,6 +1,7 @@
-//! An API server in memory for `reconcile`: it serves the seeded objects to GETs, takes
-//! server-side applies, status merge patches and Events, remembers every call, and answers
-//! anything else with an error rather than pretending.
+//! An API server in memory for `reconcile`: it serves the seeded objects to GETs and lists
+//! (with label selectors), takes server-side applies, status merge patches, deletes (with a
+//! uid precondition) and Events, remembers every call, and answers anything else with an
+//! error rather than pretending.
 //!
 //! It speaks HTTP to the host's real client ([`client`] wraps it in a `kube::Client`), so that
 //! the host's own checks, URLs and payloads are what it sees. It does not emulate field
@@ -44,6 +45,19 @@ pub(crate) enum Call {
     Apply { key: ObjectKey, object: Value },
     /// A merge patch of a status subresource: the `status` part of the patch.
     StatusPatch { key: ObjectKey, status: Value },
+    /// A list of a collection (`key.name` is empty), with its label selector.
+    List {
+        kind: Option<GroupVersionKind>,
+        key: ObjectKey,
+        selector: String,
+        found: usize,
+    },
+    /// A delete of one object.
+    Delete {
+        kind: Option<GroupVersionKind>,
+        key: ObjectKey,
+        found: bool,
+    },
 }
 
 /// An object given to [`FakeApi::seed`] twice.
@@ -159,6 +173,7 @@ impl FakeApi {
         &mut self,
         method: &Method,
         path: &str,
+        query: Option<&str>,
         content_type: Option<&str>,
         body: &[u8],
     ) -> Answer {
@@ -200,6 +215,10 @@ impl FakeApi {
                 self.patch_event(&key, &body)
             }
             (&Method::GET, Target::Object(key, None)) => self.get(key),
+            (&Method::GET, Target::Collection(key)) if !is_events(&key) => {
+                self.list(key, label_selector(query))
+            }
+            (&Method::DELETE, Target::Object(key, None)) => self.delete(key, &body),
             (&Method::PATCH, Target::Object(key, None))
                 if content_type.starts_with("application/apply-patch") =>
             {
@@ -226,6 +245,82 @@ impl FakeApi {
             Some(object) => ok(object),
             None => not_found(&key),
         }
+    }
+
+    /// The stored objects of `key`'s resource (in its namespace, if it names one) whose
+    /// labels match `selector`, in order of namespace and name.
+    fn list(&mut self, key: ObjectKey, selector: Result<String, String>) -> Answer {
+        let selector_text = match selector {
+            Ok(text) => text,
+            Err(why) => return status(StatusCode::BAD_REQUEST, "BadRequest", why),
+        };
+        let selector: crate::selector::LabelSelector = match selector_text.parse() {
+            Ok(selector) => selector,
+            Err(why) => {
+                return status(
+                    StatusCode::BAD_REQUEST,
+                    "BadRequest",
+                    format!("labelSelector {selector_text:?}: {why}"),
+                );
+            }
+        };
+        let items: Vec<Value> = self
+            .objects
+            .iter()
+            .filter(|(stored, _)| {
+                stored.group == key.group
+                    && stored.version == key.version
+                    && stored.plural == key.plural
+                    && (key.namespace.is_none() || stored.namespace == key.namespace)
+            })
+            .filter(|(_, object)| {
+                let labels: BTreeMap<String, String> = object
+                    .pointer("/metadata/labels")
+                    .and_then(|labels| serde_json::from_value(labels.clone()).ok())
+                    .unwrap_or_default();
+                selector.matches(&labels)
+            })
+            .map(|(_, object)| object.clone())
+            .collect();
+        self.calls.push(Call::List {
+            kind: self.kind_of(&key),
+            selector: selector_text,
+            found: items.len(),
+            key,
+        });
+        ok(json!({
+            "apiVersion": "v1",
+            "kind": "List",
+            "metadata": {"resourceVersion": self.resource_version.to_string()},
+            "items": items,
+        }))
+    }
+
+    /// Deletes the stored object, if its uid is the one the body's preconditions name.
+    fn delete(&mut self, key: ObjectKey, body: &Value) -> Answer {
+        let found = self.objects.get(&key).cloned();
+        self.calls.push(Call::Delete {
+            kind: self.kind_of(&key),
+            found: found.is_some(),
+            key: key.clone(),
+        });
+        let Some(object) = found else {
+            return not_found(&key);
+        };
+        if let Some(uid) = body.pointer("/preconditions/uid").and_then(Value::as_str)
+            && object.pointer("/metadata/uid").and_then(Value::as_str) != Some(uid)
+        {
+            return status(
+                StatusCode::CONFLICT,
+                "Conflict",
+                format!(
+                    "Precondition failed: UID in precondition: {uid}, UID in object meta: {}",
+                    object["metadata"]["uid"]
+                ),
+            );
+        }
+        self.objects.remove(&key);
+        ok(object)
     }
 
     /// A server-side apply: the applied object replaces the stored one, keeping its uid and
@@ -426,6 +521,47 @@ enum Target {
     Object(ObjectKey, Option<String>),
 }
 
+/// The `labelSelector` of a query string, percent-decoded; empty when there is none.
+fn label_selector(query: Option<&str>) -> Result<String, String> {
+    let Some(query) = query else {
+        return Ok(String::new());
+    };
+    for pair in query.split('&') {
+        if let Some(value) = pair.strip_prefix("labelSelector=") {
+            return percent_decode(value);
+        }
+    }
+    Ok(String::new())
+}
+
+/// `%XX` escapes and `+` (a space, in a query) decoded.
+fn percent_decode(text: &str) -> Result<String, String> {
+    let mut bytes = Vec::with_capacity(text.len());
+    let mut rest = text.as_bytes();
+    while let Some((&byte, tail)) = rest.split_first() {
+        match byte {
+            b'%' => {
+                let hex = tail
+                    .get(..2)
+                    .and_then(|hex| std::str::from_utf8(hex).ok())
+                    .and_then(|hex| u8::from_str_radix(hex, 16).ok())
+                    .ok_or_else(|| format!("bad escape in {text:?}"))?;
+                bytes.push(hex);
+                rest = &tail[2..];
+            }
+            b'+' => {
+                bytes.push(b' ');
+                rest = tail;
+            }
+            _ => {
+                bytes.push(byte);
+                rest = tail;
+            }
+        }
+    }
+    String::from_utf8(bytes).map_err(|_| format!("{text:?} is not UTF-8"))
+}
+
 /// Reads `/api/v1/...` and `/apis/<group>/<version>/...` paths, with or without
 /// `namespaces/<namespace>/`.
 fn parse_path(path: &str) -> Option<Target> {
@@ -517,6 +653,7 @@ pub(crate) fn client(api: Arc<Mutex<FakeApi>>) -> kube::Client {
                     api.lock().unwrap_or_else(PoisonError::into_inner).handle(
                         &parts.method,
                         parts.uri.path(),
+                        parts.uri.query(),
                         content_type,
                         &body.to_bytes(),
                     )
@@ -629,6 +766,7 @@ mod tests {
             &Method::GET,
             "/apis/apps/v1/namespaces/default/deployments/web",
             None,
+            None,
             b"",
         );
         assert_eq!(found.status, StatusCode::OK);
@@ -636,6 +774,7 @@ mod tests {
         let missing = api.handle(
             &Method::GET,
             "/apis/apps/v1/namespaces/other/deployments/web",
+            None,
             None,
             b"",
         );
@@ -676,6 +815,7 @@ mod tests {
         let answer = api.handle(
             &Method::PATCH,
             "/apis/apps/v1/namespaces/default/deployments/web",
+            None,
             Some("application/apply-patch+yaml"),
             &json_body(&applied),
         );
@@ -710,6 +850,7 @@ mod tests {
         let answer = api.handle(
             &Method::PATCH,
             "/apis/apps/v1/namespaces/default/deployments/api",
+            None,
             Some("application/apply-patch+yaml"),
             &json_body(&new),
         );
@@ -717,6 +858,7 @@ mod tests {
         let got = api.handle(
             &Method::GET,
             "/apis/apps/v1/namespaces/default/deployments/api",
+            None,
             None,
             b"",
         );
@@ -729,6 +871,7 @@ mod tests {
         let answer = api.handle(
             &Method::PATCH,
             "/apis/apps/v1/namespaces/default/deployments/web",
+            None,
             Some("application/apply-patch+yaml"),
             &json_body(&json!({"metadata": {"name": "other"}})),
         );
@@ -749,6 +892,7 @@ mod tests {
         let answer = api.handle(
             &Method::PATCH,
             "/apis/example.com/v1/namespaces/default/myresources/demo/status",
+            None,
             Some("application/merge-patch+json"),
             &json_body(&patch),
         );
@@ -763,6 +907,7 @@ mod tests {
         let missing = api.handle(
             &Method::PATCH,
             "/apis/example.com/v1/namespaces/default/myresources/other/status",
+            None,
             Some("application/merge-patch+json"),
             &json_body(&patch),
         );
@@ -778,6 +923,7 @@ mod tests {
             let answer = api.handle(
                 &Method::POST,
                 "/apis/events.k8s.io/v1/namespaces/default/events",
+                None,
                 Some("application/json"),
                 &json_body(&event),
             );
@@ -787,6 +933,7 @@ mod tests {
         let answer = api.handle(
             &Method::PATCH,
             "/apis/events.k8s.io/v1/namespaces/default/events/demo.1",
+            None,
             Some("application/merge-patch+json"),
             &json_body(&patch),
         );
@@ -804,22 +951,86 @@ mod tests {
     #[test]
     fn what_is_not_emulated_is_an_error() {
         let mut api = FakeApi::default();
-        let list = api.handle(
-            &Method::GET,
+        let watch = api.handle(
+            &Method::POST,
             "/apis/apps/v1/namespaces/default/deployments",
             None,
-            b"",
+            None,
+            b"{}",
         );
-        assert_eq!(list.status, StatusCode::METHOD_NOT_ALLOWED);
-        let delete = api.handle(
-            &Method::DELETE,
-            "/api/v1/namespaces/default/configmaps/x",
+        assert_eq!(watch.status, StatusCode::METHOD_NOT_ALLOWED);
+        let discovery = api.handle(&Method::GET, "/apis", None, None, b"");
+        assert_eq!(discovery.status, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn lists_filter_by_namespace_and_label_selector_and_deletes_check_the_uid() {
+        let mut api = FakeApi::default();
+        let config_maps = kind("", "v1", "ConfigMap", "configmaps", true);
+        for (name, labels) in [("a", json!({"app": "x"})), ("b", json!({"app": "y"}))] {
+            api.seed(
+                &config_maps,
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": name, "labels": labels}}),
+                "default",
+            )
+            .expect("seed");
+        }
+        let list = api.handle(
+            &Method::GET,
+            "/api/v1/namespaces/default/configmaps",
+            Some("labelSelector=app%3Dx"),
             None,
             b"",
         );
-        assert_eq!(delete.status, StatusCode::METHOD_NOT_ALLOWED);
-        let discovery = api.handle(&Method::GET, "/apis", None, b"");
-        assert_eq!(discovery.status, StatusCode::NOT_FOUND);
+        assert_eq!(list.status, StatusCode::OK);
+        let names: Vec<&str> = list.body["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .filter_map(|item| item["metadata"]["name"].as_str())
+            .collect();
+        assert_eq!(names, ["a"]);
+        let elsewhere = api.handle(
+            &Method::GET,
+            "/api/v1/namespaces/other/configmaps",
+            None,
+            None,
+            b"",
+        );
+        assert_eq!(elsewhere.body["items"], json!([]));
+
+        let wrong_uid = api.handle(
+            &Method::DELETE,
+            "/api/v1/namespaces/default/configmaps/a",
+            None,
+            None,
+            br#"{"preconditions": {"uid": "not-its-uid"}}"#,
+        );
+        assert_eq!(wrong_uid.status, StatusCode::CONFLICT);
+        let uid = list.body["items"][0]["metadata"]["uid"].clone();
+        let deleted = api.handle(
+            &Method::DELETE,
+            "/api/v1/namespaces/default/configmaps/a",
+            None,
+            None,
+            json!({"preconditions": {"uid": uid}})
+                .to_string()
+                .as_bytes(),
+        );
+        assert_eq!(deleted.status, StatusCode::OK);
+        let gone = api.handle(
+            &Method::DELETE,
+            "/api/v1/namespaces/default/configmaps/a",
+            None,
+            None,
+            b"",
+        );
+        assert_eq!(gone.status, StatusCode::NOT_FOUND);
+        assert!(matches!(
+            &api.calls()[0],
+            Call::List { selector, found: 1, .. } if selector == "app=x"
+        ));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
+use kube::api::GroupVersionKind;
 use serde::Serialize;
 use serde_json::Value;
 
@@ -38,6 +39,12 @@ pub(crate) struct Report {
     applied: Vec<Value>,
     status_patches: Vec<Value>,
     reads: Vec<ReadReport>,
+    /// Lists the plugin made (contract 0.2.0), when any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    lists: Vec<ListReport>,
+    /// Deletes the plugin made (contract 0.2.0), when any.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    deleted: Vec<ReadReport>,
 }
 
 fn is_zero(count: &u64) -> bool {
@@ -155,6 +162,20 @@ struct ReadReport {
     found: bool,
 }
 
+/// One list the plugin made: of which kind, where, with which selector, and how many objects
+/// it got.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ListReport {
+    api_version: String,
+    kind: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    namespace: Option<String>,
+    #[serde(skip_serializing_if = "String::is_empty")]
+    selector: String,
+    found: usize,
+}
+
 impl Report {
     /// The report of a reconcile of `object` by `plugin` that ended in `outcome`, from what the
     /// API server saw and the host's metrics (`metrics`, as text) of Events never written.
@@ -181,14 +202,37 @@ impl Report {
             applied: Vec::new(),
             status_patches: Vec::new(),
             reads: Vec::new(),
+            lists: Vec::new(),
+            deleted: Vec::new(),
+        };
+        let kind_name = |kind: &Option<GroupVersionKind>, key: &ObjectKey| {
+            kind.as_ref()
+                .map_or_else(|| key.plural.clone(), |kind| kind.kind.clone())
         };
         for call in calls {
             match call {
                 Call::Get { kind, key, found } => report.reads.push(ReadReport {
                     api_version: api_version(key),
-                    kind: kind
-                        .as_ref()
-                        .map_or_else(|| key.plural.clone(), |kind| kind.kind.clone()),
+                    kind: kind_name(kind, key),
+                    namespace: key.namespace.clone(),
+                    name: key.name.clone(),
+                    found: *found,
+                }),
+                Call::List {
+                    kind,
+                    key,
+                    selector,
+                    found,
+                } => report.lists.push(ListReport {
+                    api_version: api_version(key),
+                    kind: kind_name(kind, key),
+                    namespace: key.namespace.clone(),
+                    selector: selector.clone(),
+                    found: *found,
+                }),
+                Call::Delete { kind, key, found } => report.deleted.push(ReadReport {
+                    api_version: api_version(key),
+                    kind: kind_name(kind, key),
                     namespace: key.namespace.clone(),
                     name: key.name.clone(),
                     found: *found,
