@@ -43,79 +43,79 @@ pub(crate) struct Rule {
 /// Plural names follow Kubernetes' convention (kube's `ApiResource::from_gvk`); a CRD with
 /// an irregular plural needs its rules adjusted.
 pub(crate) fn rules(metadata: &plugin::Metadata) -> Vec<Rule> {
-    let plural = |gvk: &GroupVersionKind| ApiResource::from_gvk(gvk).plural;
+    let rule = |gvk: &GroupVersionKind, subresource: &str, verbs, why| Rule {
+        group: gvk.group.clone(),
+        resource: format!("{}{subresource}", ApiResource::from_gvk(gvk).plural),
+        verbs,
+        why,
+    };
     let reconciled = &metadata.reconciles;
     let v0_2 = metadata.contract >= plugin::Contract::V0_2;
     let mut rules = vec![
         if metadata.finalizer.is_some() {
-            Rule {
-                group: reconciled.group.clone(),
-                resource: plural(reconciled),
-                verbs: &["get", "list", "watch", "patch"],
-                why: "the reconciled kind: watched into the host's cache; the plugin's finalizer added and removed by JSON patch",
-            }
+            rule(
+                reconciled,
+                "",
+                &["get", "list", "watch", "patch"],
+                "the reconciled kind: watched into the host's cache; the plugin's finalizer added and removed by JSON patch",
+            )
         } else {
-            Rule {
-                group: reconciled.group.clone(),
-                resource: plural(reconciled),
-                verbs: &["get", "list", "watch"],
-                why: "the reconciled kind: watched into the host's cache",
-            }
+            rule(
+                reconciled,
+                "",
+                &["get", "list", "watch"],
+                "the reconciled kind: watched into the host's cache",
+            )
         },
-        Rule {
-            group: reconciled.group.clone(),
-            resource: format!("{}/status", plural(reconciled)),
-            verbs: &["patch"],
-            why: "status writes: merge patches of the status subresource",
-        },
-        Rule {
-            group: reconciled.group.clone(),
-            resource: format!("{}/finalizers", plural(reconciled)),
-            verbs: &["update"],
-            why: "blockOwnerDeletion on owner references (OwnerReferencesPermissionEnforcement)",
-        },
+        rule(
+            reconciled,
+            "/status",
+            &["patch"],
+            "status writes: merge patches of the status subresource",
+        ),
+        rule(
+            reconciled,
+            "/finalizers",
+            &["update"],
+            "blockOwnerDeletion on owner references (OwnerReferencesPermissionEnforcement)",
+        ),
     ];
     for owned in &metadata.owns {
         rules.push(if v0_2 {
-            Rule {
-                group: owned.group.clone(),
-                resource: plural(owned),
-                verbs: &["get", "list", "watch", "create", "patch", "delete"],
-                why: "an owned kind: watched into the host's cache, server-side applied, and deleted",
-            }
+            rule(
+                owned,
+                "",
+                &["get", "list", "watch", "create", "patch", "delete"],
+                "an owned kind: watched into the host's cache, server-side applied, and deleted",
+            )
         } else {
-            Rule {
-                group: owned.group.clone(),
-                resource: plural(owned),
-                verbs: &["get", "list", "watch", "create", "patch"],
-                why: "an owned kind: watched, read, and server-side applied",
-            }
+            rule(
+                owned,
+                "",
+                &["get", "list", "watch", "create", "patch"],
+                "an owned kind: watched, read, and server-side applied",
+            )
         });
     }
     for read in &metadata.reads {
         rules.push(if v0_2 {
-            Rule {
-                group: read.group.clone(),
-                resource: plural(read),
-                verbs: &["get", "list", "watch"],
-                why: "a kind the plugin reads: watched into the host's cache",
-            }
+            rule(
+                read,
+                "",
+                &["get", "list", "watch"],
+                "a kind the plugin reads: watched into the host's cache",
+            )
         } else {
-            Rule {
-                group: read.group.clone(),
-                resource: plural(read),
-                verbs: &["get"],
-                why: "a kind the plugin reads",
-            }
+            rule(read, "", &["get"], "a kind the plugin reads")
         });
     }
     for watch in &metadata.watches {
-        rules.push(Rule {
-            group: watch.kind.group.clone(),
-            resource: plural(&watch.kind),
-            verbs: &["get", "list", "watch"],
-            why: "a watched kind: watched into the host's cache, changes mapped to reconciled objects",
-        });
+        rules.push(rule(
+            &watch.kind,
+            "",
+            &["get", "list", "watch"],
+            "a watched kind: watched into the host's cache, changes mapped to reconciled objects",
+        ));
     }
     rules
 }

@@ -26,12 +26,7 @@ use crate::kinds::{DeclaredKinds, ResolvedKind, gvk_of};
 use crate::object::ReconciledObject;
 use crate::plugin::{Quota, QuotaPermit};
 use crate::selector::LabelSelector;
-use names::check_object_name;
-
-/// Whether `name` is one object's name that can go into a request path as it is.
-pub(crate) fn check_object_name_text(name: &str) -> Result<(), names::InvalidName> {
-    check_object_name(name)
-}
+pub(crate) use names::check_object_name;
 
 /// Largest JSON text a plugin may pass to one client call: the API server's own request limit
 /// (3 MiB), so nothing the server would accept is refused.

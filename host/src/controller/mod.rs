@@ -28,7 +28,6 @@ pub(crate) use triggers::ControllerCaches;
 pub(crate) use watch::{WatchBackoff, relisting_watcher};
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
@@ -76,9 +75,6 @@ pub(crate) enum ReconcileFailure {
     /// The call itself failed (trap, CPU, memory or time limit).
     #[error(transparent)]
     Call(#[from] CallError),
-    /// The object could not be handed to the plugin.
-    #[error("object could not be serialized: {0}")]
-    Serialize(#[from] serde_json::Error),
     /// The plugin is suspended by its circuit breaker.
     #[error("plugin suspended for another {0:?}")]
     Suspended(Duration),
@@ -362,13 +358,13 @@ impl PluginController {
     async fn watch_health(self: Arc<Self>, requeue: Requeue) {
         let check = self.check_name("watch");
         let mut health: Vec<_> = self.caches.all().iter().map(|c| c.health()).collect();
-        let failing = AtomicBool::new(false);
+        let mut failing = false;
         let mut last_logged: Option<Instant> = None;
         loop {
             let error = health.iter().find_map(|h| h.borrow().clone());
             match error {
                 Some(error) => {
-                    if !failing.swap(true, Ordering::AcqRel) {
+                    if !std::mem::replace(&mut failing, true) {
                         self.status.fail(
                             &check,
                             Severity::Unready,
@@ -384,7 +380,7 @@ impl PluginController {
                     }
                 }
                 None => {
-                    if failing.swap(false, Ordering::AcqRel) {
+                    if std::mem::replace(&mut failing, false) {
                         tracing::info!(plugin = %self.plugin.name(), "watch recovered; reconciling every object again");
                         self.status.pass(&check);
                         self.backoff.clear();

@@ -212,7 +212,7 @@ pub(crate) fn requeue_mapped(
             let Some(name) = object.metadata.labels.as_ref().and_then(|l| l.get(key)) else {
                 return;
             };
-            if crate::client::check_object_name_text(name).is_err() {
+            if crate::client::check_object_name(name).is_err() {
                 return;
             }
             let mut key = ObjectRef::new_with(name, resource.clone());

@@ -371,26 +371,15 @@ impl Plugin {
                             let request = v0_1::types::ReconcileRequest {
                                 object: object_json,
                             };
-                            match exports.call_reconcile(store, &request).await? {
-                                Ok(response) => Outcome::done(response.requeue_after_ms),
-                                Err(v0_1::types::ReconcileError::Transient(message)) => {
-                                    Outcome::Transient(message)
-                                }
-                                Err(v0_1::types::ReconcileError::Terminal(message)) => {
-                                    Outcome::Terminal(message)
-                                }
-                            }
+                            let result = exports.call_reconcile(store, &request).await?;
+                            Outcome::of(result.map(|response| response.requeue_after_ms))
                         }
                         Exports::V0_2(exports) => {
                             let request = v0_2::types::ReconcileRequest {
                                 object: object_json,
                             };
-                            outcome_of_v0_2(
-                                exports
-                                    .call_reconcile(store, &request)
-                                    .await?
-                                    .map(|response| response.requeue_after_ms),
-                            )
+                            let result = exports.call_reconcile(store, &request).await?;
+                            Outcome::of(result.map(|response| response.requeue_after_ms))
                         }
                     })
                 },
@@ -418,9 +407,8 @@ impl Plugin {
                             let request = v0_2::types::ReconcileRequest {
                                 object: object_json,
                             };
-                            outcome_of_v0_2(
-                                exports.call_cleanup(store, &request).await?.map(|()| None),
-                            )
+                            let result = exports.call_cleanup(store, &request).await?;
+                            Outcome::of(result.map(|()| None))
                         }
                     })
                 },
@@ -430,18 +418,33 @@ impl Plugin {
 }
 
 impl Outcome {
-    fn done(requeue_after_ms: Option<u64>) -> Self {
-        Outcome::Done {
-            requeue_after: requeue_after_ms.map(Duration::from_millis),
+    /// What a plugin's answer means: done (with a requeue after so many milliseconds, if it
+    /// asked for one), or its error, in either contract version's terms.
+    fn of<E: Into<Outcome>>(result: Result<Option<u64>, E>) -> Self {
+        match result {
+            Ok(requeue_after_ms) => Outcome::Done {
+                requeue_after: requeue_after_ms.map(Duration::from_millis),
+            },
+            Err(error) => error.into(),
         }
     }
 }
 
-fn outcome_of_v0_2(result: Result<Option<u64>, v0_2::types::ReconcileError>) -> Outcome {
-    match result {
-        Ok(requeue_after_ms) => Outcome::done(requeue_after_ms),
-        Err(v0_2::types::ReconcileError::Transient(message)) => Outcome::Transient(message),
-        Err(v0_2::types::ReconcileError::Terminal(message)) => Outcome::Terminal(message),
+impl From<v0_1::types::ReconcileError> for Outcome {
+    fn from(error: v0_1::types::ReconcileError) -> Self {
+        match error {
+            v0_1::types::ReconcileError::Transient(message) => Outcome::Transient(message),
+            v0_1::types::ReconcileError::Terminal(message) => Outcome::Terminal(message),
+        }
+    }
+}
+
+impl From<v0_2::types::ReconcileError> for Outcome {
+    fn from(error: v0_2::types::ReconcileError) -> Self {
+        match error {
+            v0_2::types::ReconcileError::Transient(message) => Outcome::Transient(message),
+            v0_2::types::ReconcileError::Terminal(message) => Outcome::Terminal(message),
+        }
     }
 }
 
