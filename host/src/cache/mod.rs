@@ -152,6 +152,8 @@ pub(crate) struct KindCache {
     resource: ApiResource,
     namespaced: bool,
     store: Store<CachedObject>,
+    /// The names in the store by namespace, for lists within one namespace.
+    names: Arc<NamespaceIndex>,
     changes: broadcast::Sender<Change>,
     /// `Some(error)` while the watch fails.
     health: watch::Receiver<Option<String>>,
@@ -183,17 +185,13 @@ impl KindCache {
         if !scope.selector.is_empty() {
             config = config.labels(&scope.selector);
         }
-        let mut writer = reflector::store::Writer::new(resource.clone());
-        let store = writer.as_reader();
         let (changes, _) = broadcast::channel(CHANGES_BUFFERED);
         let (health_tx, health) = watch::channel(None);
-        let sender = changes.clone();
-        let dyntype = resource.clone();
-        let reader = store.clone();
+        let mut filler = Filler::new(resource.clone(), changes.clone());
+        let (store, names) = (filler.reader.clone(), filler.names.clone());
         let watch = async move {
             let mut events =
                 std::pin::pin!(relisting_watcher(api, config).backoff(WatchBackoff::default()));
-            let mut listed = false;
             while let Some(event) = events.next().await {
                 let event = match event {
                     Ok(event) => {
@@ -215,7 +213,7 @@ impl KindCache {
                 {
                     continue;
                 }
-                listed |= apply(&mut writer, &reader, &dyntype, &sender, listed, &event);
+                filler.apply(&event);
             }
         };
         let task = tokio::spawn(watch).abort_handle();
@@ -223,6 +221,7 @@ impl KindCache {
             resource: resource.clone(),
             namespaced,
             store,
+            names,
             changes,
             health,
             task,
@@ -287,64 +286,151 @@ impl KindCache {
         namespace: Option<&str>,
         selector: Option<&LabelSelector>,
     ) -> Vec<Arc<CachedObject>> {
-        let mut objects: Vec<Arc<CachedObject>> = self
-            .store
-            .state()
-            .into_iter()
-            .filter(|object| !self.namespaced || object.metadata.namespace.as_deref() == namespace)
-            .filter(|object| selector.is_none_or(|selector| selector.matches(object.labels())))
-            .collect();
-        objects.sort_by(|a, b| {
-            (&a.metadata.namespace, &a.metadata.name)
-                .cmp(&(&b.metadata.namespace, &b.metadata.name))
-        });
+        let matches = |object: &Arc<CachedObject>| {
+            selector.is_none_or(|selector| selector.matches(object.labels()))
+        };
+        if self.namespaced {
+            // Only the objects of one namespace, in order of name: no scan of the others.
+            let namespace = namespace.unwrap_or_default();
+            return self
+                .names
+                .names_in(namespace)
+                .into_iter()
+                .filter_map(|name| self.get(Some(namespace), &name))
+                .filter(matches)
+                .collect();
+        }
+        let mut objects: Vec<Arc<CachedObject>> =
+            self.store.state().into_iter().filter(matches).collect();
+        objects.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
         objects
     }
 }
 
-/// Applies one watch event to the cache and tells subscribers what changed; returns whether
-/// the event ended a list. After the first list (`listed_before`), the end of a list is a
-/// relist, which subscribers hear of.
-fn apply(
-    writer: &mut reflector::store::Writer<CachedObject>,
-    reader: &Store<CachedObject>,
-    dyntype: &ApiResource,
-    changes: &broadcast::Sender<Change>,
-    listed_before: bool,
-    event: &watcher::Event<CachedObject>,
-) -> bool {
-    match event {
-        watcher::Event::Apply(object) => {
-            writer.apply_watcher_event(event);
-            let key = ObjectRef::from_obj_with(object, dyntype.clone());
-            if let Some(stored) = reader.get(&key) {
-                let _ = changes.send(Change::Applied(stored));
+/// The names of a cache's objects by namespace, kept beside the store by the watch task.
+#[derive(Default)]
+struct NamespaceIndex {
+    names: std::sync::RwLock<HashMap<String, BTreeSet<String>>>,
+}
+
+impl NamespaceIndex {
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, HashMap<String, BTreeSet<String>>> {
+        self.names
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn insert(&self, object: &CachedObject) {
+        let (Some(namespace), Some(name)) = (&object.metadata.namespace, &object.metadata.name)
+        else {
+            return;
+        };
+        self.write()
+            .entry(namespace.clone())
+            .or_default()
+            .insert(name.clone());
+    }
+
+    fn remove(&self, object: &CachedObject) {
+        let (Some(namespace), Some(name)) = (&object.metadata.namespace, &object.metadata.name)
+        else {
+            return;
+        };
+        let mut names = self.write();
+        if let Some(in_namespace) = names.get_mut(namespace) {
+            in_namespace.remove(name);
+            if in_namespace.is_empty() {
+                names.remove(namespace);
             }
-            false
         }
-        watcher::Event::Delete(object) => {
-            writer.apply_watcher_event(event);
-            let _ = changes.send(Change::Deleted(Arc::new(object.clone())));
-            false
+    }
+
+    /// Starts over from `objects`, what a list found.
+    fn rebuild(&self, objects: &[Arc<CachedObject>]) {
+        let mut names = self.write();
+        names.clear();
+        for object in objects {
+            if let (Some(namespace), Some(name)) =
+                (&object.metadata.namespace, &object.metadata.name)
+            {
+                names
+                    .entry(namespace.clone())
+                    .or_default()
+                    .insert(name.clone());
+            }
         }
-        watcher::Event::Init | watcher::Event::InitApply(_) => {
-            writer.apply_watcher_event(event);
-            false
+    }
+
+    /// The names in `namespace`, sorted.
+    fn names_in(&self, namespace: &str) -> Vec<String> {
+        self.names
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(namespace)
+            .map(|names| names.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// What a cache's watch task writes: the store, its namespace index, and the subscribers.
+struct Filler {
+    writer: reflector::store::Writer<CachedObject>,
+    reader: Store<CachedObject>,
+    names: Arc<NamespaceIndex>,
+    dyntype: ApiResource,
+    changes: broadcast::Sender<Change>,
+    /// Whether the first list is in: the end of a later one is a relist.
+    listed: bool,
+}
+
+impl Filler {
+    fn new(dyntype: ApiResource, changes: broadcast::Sender<Change>) -> Self {
+        let writer = reflector::store::Writer::new(dyntype.clone());
+        Self {
+            reader: writer.as_reader(),
+            writer,
+            names: Arc::default(),
+            dyntype,
+            changes,
+            listed: false,
         }
-        watcher::Event::InitDone => {
-            let before = reader.state();
-            writer.apply_watcher_event(event);
-            // What went while the watch was down is gone without a delete event.
-            for object in before {
-                let key = ObjectRef::from_obj_with(object.as_ref(), dyntype.clone());
-                if reader.get(&key).is_none() {
-                    let _ = changes.send(Change::Deleted(object));
+    }
+
+    /// Applies one watch event to the cache and tells subscribers what changed.
+    fn apply(&mut self, event: &watcher::Event<CachedObject>) {
+        match event {
+            watcher::Event::Apply(object) => {
+                self.writer.apply_watcher_event(event);
+                self.names.insert(object);
+                let key = ObjectRef::from_obj_with(object, self.dyntype.clone());
+                if let Some(stored) = self.reader.get(&key) {
+                    let _ = self.changes.send(Change::Applied(stored));
                 }
             }
-            if listed_before {
-                let _ = changes.send(Change::Relisted);
+            watcher::Event::Delete(object) => {
+                self.writer.apply_watcher_event(event);
+                self.names.remove(object);
+                let _ = self.changes.send(Change::Deleted(Arc::new(object.clone())));
             }
-            true
+            watcher::Event::Init | watcher::Event::InitApply(_) => {
+                self.writer.apply_watcher_event(event);
+            }
+            watcher::Event::InitDone => {
+                let before = self.reader.state();
+                self.writer.apply_watcher_event(event);
+                self.names.rebuild(&self.reader.state());
+                // What went while the watch was down is gone without a delete event.
+                for object in before {
+                    let key = ObjectRef::from_obj_with(object.as_ref(), self.dyntype.clone());
+                    if self.reader.get(&key).is_none() {
+                        let _ = self.changes.send(Change::Deleted(object));
+                    }
+                }
+                if self.listed {
+                    let _ = self.changes.send(Change::Relisted);
+                }
+                self.listed = true;
+            }
         }
     }
 }
@@ -379,34 +465,37 @@ mod tests {
     #[test]
     fn a_relist_tells_subscribers_what_went_while_the_watch_was_down() {
         let resource = ApiResource::erase::<k8s_openapi::api::core::v1::ConfigMap>(&());
-        let mut writer = reflector::store::Writer::new(resource.clone());
-        let reader = writer.as_reader();
         let (sender, mut changes) = broadcast::channel(16);
-        let mut listed = false;
-        let mut feed = |event: watcher::Event<CachedObject>, listed: &mut bool| {
-            *listed |= apply(&mut writer, &reader, &resource, &sender, *listed, &event);
-        };
-        feed(watcher::Event::Init, &mut listed);
-        feed(watcher::Event::InitApply(config_map("a")), &mut listed);
-        feed(watcher::Event::InitApply(config_map("b")), &mut listed);
-        feed(watcher::Event::InitDone, &mut listed);
+        let mut filler = Filler::new(resource, sender);
+        let (reader, names) = (filler.reader.clone(), filler.names.clone());
+        let mut feed = |event: watcher::Event<CachedObject>| filler.apply(&event);
+        feed(watcher::Event::Init);
+        feed(watcher::Event::InitApply(config_map("a")));
+        feed(watcher::Event::InitApply(config_map("b")));
+        feed(watcher::Event::InitDone);
         assert!(changes.try_recv().is_err(), "the first list is no news");
-        feed(watcher::Event::Apply(config_map("c")), &mut listed);
+        feed(watcher::Event::Apply(config_map("c")));
         assert!(
             matches!(changes.try_recv(), Ok(Change::Applied(o)) if o.metadata.name.as_deref() == Some("c"))
         );
 
         // After an outage, the relist no longer has `b`: it is reported deleted, then the relist.
-        feed(watcher::Event::Init, &mut listed);
-        feed(watcher::Event::InitApply(config_map("a")), &mut listed);
-        feed(watcher::Event::InitApply(config_map("c")), &mut listed);
-        feed(watcher::Event::InitDone, &mut listed);
+        feed(watcher::Event::Init);
+        feed(watcher::Event::InitApply(config_map("a")));
+        feed(watcher::Event::InitApply(config_map("c")));
+        feed(watcher::Event::InitDone);
         assert!(
             matches!(changes.try_recv(), Ok(Change::Deleted(o)) if o.metadata.name.as_deref() == Some("b"))
         );
         assert!(matches!(changes.try_recv(), Ok(Change::Relisted)));
         assert!(changes.try_recv().is_err());
         assert_eq!(reader.state().len(), 2);
+        assert_eq!(
+            names.names_in("ns"),
+            ["a", "c"],
+            "the index follows the relist"
+        );
+        assert!(names.names_in("other").is_empty());
     }
 
     #[test]
