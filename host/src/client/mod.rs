@@ -239,7 +239,8 @@ impl ScopedClient {
     }
 
     /// Reads one object of a readable kind in the reconciled object's namespace from the
-    /// host's cache of the kind, or from the API server when there is none.
+    /// host's cache of the kind, or from the API server when there is none; without
+    /// `managedFields` either way.
     pub(crate) async fn get_cached(
         &self,
         gvk: &GroupVersionKind,
@@ -248,7 +249,12 @@ impl ScopedClient {
         let resolved = self.readable(gvk)?;
         check_name(name)?;
         let Some(cache) = self.caches.of(gvk) else {
-            return self.get(gvk, name).await;
+            // Without managedFields, like what a cache holds.
+            return self
+                .get(gvk, name)
+                .await?
+                .map(|json| strip_managed_fields(&json))
+                .transpose();
         };
         let namespace = self.read_namespace(resolved)?;
         // A cached read costs the API server nothing, but the host's time all the same: it
@@ -561,6 +567,27 @@ fn list_json(
     Ok((kept, bytes))
 }
 
+/// The API server's JSON for one object, without `metadata.managedFields`: only the top
+/// level and `metadata` are parsed, `spec`, `status` and the rest pass through as they are.
+pub(crate) fn strip_managed_fields(json: &str) -> Result<String, ClientError> {
+    if !json.contains("\"managedFields\"") {
+        return Ok(json.to_owned());
+    }
+    let invalid =
+        |e: serde_json::Error| ClientError::Invalid(format!("the API server's object: {e}"));
+    let mut object: BTreeMap<String, Box<RawValue>> =
+        serde_json::from_str(json).map_err(invalid)?;
+    if let Some(raw) = object.get("metadata") {
+        let mut metadata: Map<String, Value> = serde_json::from_str(raw.get()).map_err(invalid)?;
+        if metadata.remove("managedFields").is_some() {
+            let raw =
+                RawValue::from_string(Value::Object(metadata).to_string()).map_err(invalid)?;
+            object.insert("metadata".to_owned(), raw);
+        }
+    }
+    serde_json::to_string(&object).map_err(invalid)
+}
+
 fn check_payload(json: &str) -> Result<(), ClientError> {
     if json.len() > MAX_PAYLOAD_BYTES {
         return Err(ClientError::Invalid(format!(
@@ -627,6 +654,17 @@ mod tests {
             matches!(&refused, Err(ClientError::Invalid(m)) if m.contains("label selector")),
             "{refused:?}"
         );
+    }
+
+    #[test]
+    fn managed_fields_go_and_the_rest_stays_as_it_was() {
+        let json = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","managedFields":[{"manager":"x"}]},"data":{"k":"v  "}}"#;
+        let stripped = strip_managed_fields(json).expect("valid");
+        let value: serde_json::Value = serde_json::from_str(&stripped).expect("json");
+        assert_eq!(value["metadata"], serde_json::json!({"name": "a"}));
+        assert_eq!(value["data"]["k"], "v  ");
+        let plain = r#"{"metadata":{"name":"a"}}"#;
+        assert_eq!(strip_managed_fields(plain).expect("valid"), plain);
     }
 
     #[test]

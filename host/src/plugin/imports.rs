@@ -14,7 +14,7 @@ use super::bindings::{v0_1, v0_2};
 use super::log::{LineVerdict, MAX_LINE_BYTES, escape};
 use super::state::GuestState;
 
-use crate::client::{ClientError, Propagation, ScopedClient};
+use crate::client::{ClientError, Propagation, ScopedClient, strip_managed_fields};
 use crate::recorder::{EventType, InvalidEvent, RecordError};
 
 /// Why the host refused an event, in either version's terms.
@@ -259,7 +259,7 @@ mod v0_2_imports {
         Live,
     }
 
-    /// One object, without managedFields whichever way it was read (a live read carries them).
+    /// One object, without managedFields whichever way it was read.
     async fn read(
         state: &mut GuestState,
         kind: &types::GroupVersionKind,
@@ -268,12 +268,13 @@ mod v0_2_imports {
     ) -> Result<Option<String>, client::ClientError> {
         let gvk = gvk(kind);
         state
-            .with_client(async |client| {
-                let object = match from {
-                    Read::Cached => client.get_cached(&gvk, name).await?,
-                    Read::Live => client.get(&gvk, name).await?,
-                };
-                object.map(|json| strip_managed_fields(&json)).transpose()
+            .with_client(async |client| match from {
+                Read::Cached => client.get_cached(&gvk, name).await,
+                Read::Live => client
+                    .get(&gvk, name)
+                    .await?
+                    .map(|json| strip_managed_fields(&json))
+                    .transpose(),
             })
             .await
             .map_err(client_error)
@@ -354,46 +355,6 @@ mod v0_2_imports {
                 })
                 .await;
             Ok(result.map_err(client_error))
-        }
-    }
-
-    /// The API server's JSON for one object, without `metadata.managedFields`: only the top
-    /// level and `metadata` are parsed, `spec`, `status` and the rest pass through as they are.
-    fn strip_managed_fields(json: &str) -> Result<String, ClientError> {
-        use serde_json::value::RawValue;
-        use serde_json::{Map, Value};
-        if !json.contains("\"managedFields\"") {
-            return Ok(json.to_owned());
-        }
-        let invalid =
-            |e: serde_json::Error| ClientError::Invalid(format!("the API server's object: {e}"));
-        let mut object: std::collections::BTreeMap<String, Box<RawValue>> =
-            serde_json::from_str(json).map_err(invalid)?;
-        if let Some(raw) = object.get("metadata") {
-            let mut metadata: Map<String, Value> =
-                serde_json::from_str(raw.get()).map_err(invalid)?;
-            if metadata.remove("managedFields").is_some() {
-                let raw =
-                    RawValue::from_string(Value::Object(metadata).to_string()).map_err(invalid)?;
-                object.insert("metadata".to_owned(), raw);
-            }
-        }
-        serde_json::to_string(&object).map_err(invalid)
-    }
-
-    #[cfg(test)]
-    mod tests {
-        use super::strip_managed_fields;
-
-        #[test]
-        fn managed_fields_go_and_the_rest_stays_as_it_was() {
-            let json = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a","managedFields":[{"manager":"x"}]},"data":{"k":"v  "}}"#;
-            let stripped = strip_managed_fields(json).expect("valid");
-            let value: serde_json::Value = serde_json::from_str(&stripped).expect("json");
-            assert_eq!(value["metadata"], serde_json::json!({"name": "a"}));
-            assert_eq!(value["data"]["k"], "v  ");
-            let plain = r#"{"metadata":{"name":"a"}}"#;
-            assert_eq!(strip_managed_fields(plain).expect("valid"), plain);
         }
     }
 }
